@@ -26,6 +26,7 @@
 
 #define OFF_PATH_MAX   4096 /* longest path stored, bytes without NUL */
 #define OFF_SOURCE_MAX 255  /* longest source (connector) name */
+#define OFF_TAIL_MAX   4096 /* most bytes hashed before an offset */
 
 struct off_store;
 
@@ -38,7 +39,7 @@ struct off_rec {
         uint64_t dev, ino;  /* identity: st_dev and st_ino of the file */
         uint64_t fp;        /* xxh3-64 of the first fp_len bytes of the file */
         uint32_t fp_len;    /* 0: not fingerprinted yet */
-        uint32_t tail_len;  /* number of bytes hashed just before offset (0..4096) */
+        uint32_t tail_len;  /* number of bytes hashed just before offset (0..OFF_TAIL_MAX) */
         uint64_t tail_hash; /* xxh3-64 of [offset - tail_len, offset) */
         uint64_t offset;    /* next byte to read; every byte before it is acknowledged */
         const char *path;   /* last path the file was seen at; borrowed, see below */
@@ -46,25 +47,29 @@ struct off_rec {
 
 /* Opens (loads) the store at path. A missing file gives an empty store; the file is
  * created by the first off_commit(). Returns 0, -EBADMSG (corrupt: reterr_err says
- * where and what), -ENOTSUP (a newer format version), -errno for I/O, -ENOMEM.
- * reterr_err may be NULL. */
+ * where and what), -ENOTSUP (a newer format version), -EINVAL (empty path, not a
+ * regular file), -EFBIG (over 256 MiB), -errno for I/O, -ENOMEM. reterr_err (may be
+ * NULL) is filled on every failure. */
 int off_store_open(const char *path, struct off_store **ret_store, struct off_error *reterr_err);
 
 /* Looks up (source, dev, ino). Returns 0 and fills *ret_rec (ret_rec->path borrowed
- * from the store until the entry is next set or deleted, or the store freed), or
- * -ENOENT. */
+ * from the store until the entry is next set or deleted, or the store freed), -ENOENT,
+ * or -EINVAL (source NULL). */
 int off_get(const struct off_store *s, const char *source, uint64_t dev, uint64_t ino,
             struct off_rec *ret_rec);
 
 /* Inserts or replaces the entry (source, rec->dev, rec->ino); copies source and
  * rec->path (NULL stores ""). Marks the store dirty. Returns 0, -EINVAL (source or
- * path too long, tail_len > 4096), -ENOMEM. */
+ * path too long, tail_len > OFF_TAIL_MAX), -ENOMEM (also past the ~5 million entries
+ * a 256 MiB file holds). */
 int off_set(struct off_store *s, const char *source, const struct off_rec *rec);
 
-/* Removes an entry. Returns 0 or -ENOENT. */
+/* Removes an entry. Returns 0, -ENOENT or -EINVAL (source NULL). */
 int off_del(struct off_store *s, const char *source, uint64_t dev, uint64_t ino);
 
-/* Entries in unspecified but stable order between modifications, i < off_count(). */
+/* Entries in unspecified but stable order between modifications, i < off_count();
+ * -ENOENT past the end. *ret_source and ret_rec->path are borrowed until the next
+ * modification. */
 size_t off_count(const struct off_store *s);
 int off_at(const struct off_store *s, size_t i, const char **ret_source, struct off_rec *ret_rec);
 
@@ -72,9 +77,10 @@ int off_at(const struct off_store *s, size_t i, const char **ret_source, struct 
 bool off_is_dirty(const struct off_store *s);
 
 /* Makes the store durable as described above; a no-op returning 0 when not dirty.
- * Returns 0 once the new store is on disk, or -errno (ENOSPC, EROFS, EIO, ...), in
- * which case the file on disk is the previous store, the in-memory store is still
- * dirty and the next call tries again. */
+ * Returns 0 once the new store is on disk, or -errno (ENOSPC, EROFS, EIO, -EFBIG
+ * past 256 MiB, ...), in which case the in-memory store is still dirty and the next
+ * call tries again; the file on disk is the previous store, complete, or, if only the
+ * directory fsync failed (after the rename), the new one, complete. */
 int off_commit(struct off_store *s);
 
 /* Path the store was opened with; borrowed. */
