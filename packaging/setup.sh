@@ -9,7 +9,7 @@ set -euo pipefail
 
 pkgs=(
         # build
-        build-essential cmake ninja-build pkg-config clang libclang-rt-14-dev
+        build-essential cmake ninja-build pkg-config clang clang-format libclang-rt-14-dev
         # libraries (DESIGN.md "Real components")
         librdkafka-dev liburing-dev libzstd-dev libxxhash-dev libmicrohttpd-dev
         libjansson-dev libpcre2-dev libsystemd-dev libcmocka-dev

@@ -1,0 +1,347 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * kfk: see kfk.h.
+ *
+ * Defaults first, user keys after, so a user key always wins; the one exception is
+ * the delivery report callback, which ringtail needs. Java producer names that
+ * librdkafka does not know are translated before they reach rd_kafka_conf_set(), so
+ * a Connect worker file's producer.* section works unchanged.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <librdkafka/rdkafka.h>
+#include <librdkafka/rdkafka_mock.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "agent/kfk.h"
+#include "agent/log.h"
+#include "config/props.h"
+
+struct kfk {
+        rd_kafka_t *rk;
+        rd_kafka_topic_t *rkt;
+        rd_kafka_queue_t *mainq;
+        int efd;
+        kfk_dr_cb_t dr;
+        kfk_error_cb_t error;
+        void *userdata;
+        char last_error[256];
+        char last_conn_error[512]; /* to report a connection problem once */
+};
+
+struct kfk_mock {
+        rd_kafka_t *rk;
+        rd_kafka_mock_cluster_t *mc;
+        char *bootstraps;
+};
+
+static const struct {
+        const char *key, *value;
+} producer_defaults[] = {
+        {"enable.idempotence", "true"},
+        {"acks", "all"},
+        {"compression.type", "zstd"},
+        /* Never give up on a message: an outage is waited out, reading pauses. */
+        {"message.timeout.ms", "0"},
+        /* librdkafka's default queue is 1 GiB; the file is the buffer. */
+        {"queue.buffering.max.kbytes", "16384"},
+};
+
+static void kfk_dr_msg_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
+{
+        struct kfk *k = opaque;
+        (void)rk;
+        k->dr(k->userdata, m->_private, m->err, m->err ? rd_kafka_err2str(m->err) : NULL);
+}
+
+static void kfk_error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
+{
+        struct kfk *k = opaque;
+        char fatal_str[512];
+        bool fatal = err == RD_KAFKA_RESP_ERR__FATAL;
+
+        if (fatal) {
+                (void)rd_kafka_fatal_error(rk, fatal_str, sizeof(fatal_str));
+                reason = fatal_str;
+        }
+        /* librdkafka repeats connection errors for every retry: report changes. */
+        if (!fatal && strcmp(k->last_conn_error, reason) == 0)
+                return;
+        snprintf(k->last_conn_error, sizeof(k->last_conn_error), "%s", reason);
+        k->error(k->userdata, fatal, reason);
+}
+
+static void kfk_log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
+{
+        (void)rk;
+        if (level < 0)
+                level = 0;
+        if (level > LOG_LVL_DEBUG)
+                level = LOG_LVL_DEBUG;
+        /* librdkafka's own levels are syslog levels; its warnings duplicate what
+         * error_cb reports, so they are notices here. */
+        enum log_level l = level <= LOG_LVL_WARN ? LOG_LVL_NOTICE : (enum log_level)level;
+        log_at(l, "kafka: %s: %s", fac, buf);
+}
+
+/* Java producer keys librdkafka lacks, translated; returns value in buf. */
+static int kfk_translate(const char *key, const char *value, const char **ret_key, char *buf,
+                         size_t buflen)
+{
+        if (strcmp(key, "buffer.memory") == 0) {
+                char *end;
+                errno = 0;
+                unsigned long long bytes = strtoull(value, &end, 10);
+                if (errno || *end || bytes < 1024)
+                        return -EINVAL;
+                *ret_key = "queue.buffering.max.kbytes";
+                snprintf(buf, buflen, "%llu", bytes / 1024);
+                return 0;
+        }
+        if (strcmp(key, "max.request.size") == 0) {
+                *ret_key = "message.max.bytes";
+        } else if (strcmp(key, "delivery.timeout.ms") == 0) {
+                *ret_key = "message.timeout.ms";
+        } else {
+                *ret_key = key;
+        }
+        snprintf(buf, buflen, "%s", value);
+        return 0;
+}
+
+static int kfk_conf_apply(rd_kafka_conf_t *rc, const struct props *p, const char *prefix,
+                          char *errbuf, size_t errlen)
+{
+        size_t plen = strlen(prefix);
+        for (size_t i = 0; p && i < props_count(p); i++) {
+                const struct props_entry *e = props_at(p, i);
+                if (strncmp(e->key, prefix, plen) != 0)
+                        continue;
+                const char *key = e->key + plen, *rkey;
+                char value[1024], why[512];
+                if (kfk_translate(key, e->value, &rkey, value, sizeof(value)) < 0) {
+                        snprintf(errbuf, errlen, "%s='%s' is not valid: expected bytes >= 1024",
+                                 e->key, e->value);
+                        return -EINVAL;
+                }
+                if (rd_kafka_conf_set(rc, rkey, value, why, sizeof(why)) != RD_KAFKA_CONF_OK) {
+                        snprintf(errbuf, errlen, "%s='%s' is not valid: librdkafka: %s", e->key,
+                                 e->value, why);
+                        return -EINVAL;
+                }
+        }
+        return 0;
+}
+
+int kfk_producer_new(const struct kfk_conf *conf, char *errbuf, size_t errlen, struct kfk **ret_kfk)
+{
+        char why[512];
+        int r = -ENOMEM;
+
+        struct kfk *k = calloc(1, sizeof(*k));
+        if (!k)
+                return -ENOMEM;
+        k->efd = -1;
+        k->dr = conf->dr;
+        k->error = conf->error;
+        k->userdata = conf->userdata;
+
+        rd_kafka_conf_t *rc = rd_kafka_conf_new();
+        if (!rc)
+                goto fail;
+        for (size_t i = 0; i < sizeof(producer_defaults) / sizeof(producer_defaults[0]); i++) {
+                if (rd_kafka_conf_set(rc, producer_defaults[i].key, producer_defaults[i].value, why,
+                                      sizeof(why)) != RD_KAFKA_CONF_OK) {
+                        snprintf(errbuf, errlen, "librdkafka refused default %s=%s: %s",
+                                 producer_defaults[i].key, producer_defaults[i].value, why);
+                        r = -EINVAL;
+                        goto fail_conf;
+                }
+        }
+        if (rd_kafka_conf_set(rc, "bootstrap.servers", conf->bootstrap, why, sizeof(why)) !=
+                    RD_KAFKA_CONF_OK ||
+            rd_kafka_conf_set(rc, "client.id", conf->client_id, why, sizeof(why)) !=
+                    RD_KAFKA_CONF_OK) {
+                snprintf(errbuf, errlen, "bootstrap.servers/client.id: %s", why);
+                r = -EINVAL;
+                goto fail_conf;
+        }
+        r = kfk_conf_apply(rc, conf->worker, "producer.", errbuf, errlen);
+        if (r < 0)
+                goto fail_conf;
+        r = kfk_conf_apply(rc, conf->connector, "producer.override.", errbuf, errlen);
+        if (r < 0)
+                goto fail_conf;
+        rd_kafka_conf_set_opaque(rc, k);
+        rd_kafka_conf_set_dr_msg_cb(rc, kfk_dr_msg_cb);
+        rd_kafka_conf_set_error_cb(rc, kfk_error_cb);
+        rd_kafka_conf_set_log_cb(rc, kfk_log_cb);
+
+        k->rk = rd_kafka_new(RD_KAFKA_PRODUCER, rc, why, sizeof(why));
+        if (!k->rk) {
+                snprintf(errbuf, errlen, "cannot create the producer: %s", why);
+                r = -EINVAL;
+                goto fail_conf;
+        }
+        /* rc is owned by k->rk from here on. */
+        k->rkt = rd_kafka_topic_new(k->rk, conf->topic, NULL);
+        if (!k->rkt) {
+                snprintf(errbuf, errlen, "topic '%s': %s", conf->topic,
+                         rd_kafka_err2str(rd_kafka_last_error()));
+                r = -EINVAL;
+                goto fail;
+        }
+        k->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+        if (k->efd < 0) {
+                r = -errno;
+                snprintf(errbuf, errlen, "eventfd: %s", strerror(errno));
+                goto fail;
+        }
+        k->mainq = rd_kafka_queue_get_main(k->rk);
+        /* An eventfd takes 8-byte writes: the payload is the counter increment. */
+        static const uint64_t one = 1;
+        rd_kafka_queue_io_event_enable(k->mainq, k->efd, &one, sizeof(one));
+        *ret_kfk = k;
+        return 0;
+
+fail_conf:
+        rd_kafka_conf_destroy(rc);
+fail:
+        kfk_free(k);
+        return r;
+}
+
+int kfk_event_fd(const struct kfk *k)
+{
+        return k->efd;
+}
+
+void kfk_serve(struct kfk *k)
+{
+        uint64_t n;
+        /* Reset the counter first: an event after this read rings again. */
+        (void)!read(k->efd, &n, sizeof(n));
+        rd_kafka_poll(k->rk, 0);
+}
+
+int kfk_produce(struct kfk *k, const void *key, size_t key_len, const void *value, size_t value_len,
+                void *msg_opaque)
+{
+        if (rd_kafka_produce(k->rkt, RD_KAFKA_PARTITION_UA, RD_KAFKA_MSG_F_COPY, (void *)value,
+                             value_len, key, key_len, msg_opaque) == 0)
+                return 0;
+        rd_kafka_resp_err_t err = rd_kafka_last_error();
+        snprintf(k->last_error, sizeof(k->last_error), "%s", rd_kafka_err2str(err));
+        switch (err) {
+        case RD_KAFKA_RESP_ERR__QUEUE_FULL:
+                return -ENOBUFS;
+        case RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE:
+                return -EMSGSIZE;
+        case RD_KAFKA_RESP_ERR__FATAL:
+                return -ENOTRECOVERABLE;
+        default:
+                return -EIO;
+        }
+}
+
+const char *kfk_last_error(const struct kfk *k)
+{
+        return k->last_error;
+}
+
+size_t kfk_in_flight(const struct kfk *k)
+{
+        return (size_t)rd_kafka_outq_len(k->rk);
+}
+
+int kfk_flush(struct kfk *k, int timeout_ms)
+{
+        return rd_kafka_flush(k->rk, timeout_ms) == RD_KAFKA_RESP_ERR_NO_ERROR ? 0 : -ETIMEDOUT;
+}
+
+void kfk_purge(struct kfk *k)
+{
+        (void)rd_kafka_purge(k->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+        /* Purged messages' reports are queued; serve them (bounded wait). */
+        (void)rd_kafka_flush(k->rk, 1000);
+        rd_kafka_poll(k->rk, 0);
+}
+
+bool kfk_err_is_purge(int err)
+{
+        return err == RD_KAFKA_RESP_ERR__PURGE_QUEUE || err == RD_KAFKA_RESP_ERR__PURGE_INFLIGHT;
+}
+
+void kfk_free(struct kfk *k)
+{
+        if (!k)
+                return;
+        if (k->mainq) {
+                rd_kafka_queue_io_event_enable(k->mainq, -1, NULL, 0);
+                rd_kafka_queue_destroy(k->mainq);
+        }
+        if (k->rkt)
+                rd_kafka_topic_destroy(k->rkt);
+        if (k->rk)
+                rd_kafka_destroy(k->rk);
+        if (k->efd >= 0)
+                close(k->efd);
+        free(k);
+}
+
+int kfk_mock_new(int brokers, struct kfk_mock **ret_mock)
+{
+        char why[512];
+        struct kfk_mock *m = calloc(1, sizeof(*m));
+        if (!m)
+                return -ENOMEM;
+        rd_kafka_conf_t *rc = rd_kafka_conf_new();
+        if (!rc)
+                goto fail;
+        rd_kafka_conf_set_log_cb(rc, kfk_log_cb);
+        /* This handle only hosts the cluster: its "no bootstrap.servers" warning is
+         * noise. */
+        (void)rd_kafka_conf_set(rc, "log_level", "3", why, sizeof(why));
+        m->rk = rd_kafka_new(RD_KAFKA_PRODUCER, rc, why, sizeof(why));
+        if (!m->rk) {
+                rd_kafka_conf_destroy(rc);
+                goto fail;
+        }
+        m->mc = rd_kafka_mock_cluster_new(m->rk, brokers);
+        if (!m->mc)
+                goto fail;
+        m->bootstraps = strdup(rd_kafka_mock_cluster_bootstraps(m->mc));
+        if (!m->bootstraps)
+                goto fail;
+        *ret_mock = m;
+        return 0;
+fail:
+        kfk_mock_free(m);
+        return -EIO;
+}
+
+const char *kfk_mock_bootstraps(const struct kfk_mock *m)
+{
+        return m->bootstraps;
+}
+
+void kfk_mock_free(struct kfk_mock *m)
+{
+        if (!m)
+                return;
+        free(m->bootstraps);
+        if (m->mc)
+                rd_kafka_mock_cluster_destroy(m->mc);
+        if (m->rk)
+                rd_kafka_destroy(m->rk);
+        free(m);
+}
+
+const char *kfk_version(void)
+{
+        return rd_kafka_version_str();
+}

@@ -1,0 +1,93 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * kfk: ringtail's Kafka producer and the embedded mock cluster. The only code that
+ * includes rdkafka.h; librdkafka's errors are converted here.
+ *
+ * A producer is librdkafka's idempotent producer (enable.idempotence=true,
+ * acks=all) with compression.type=zstd, no message timeout (an outage is waited
+ * out; the file is the buffer) and a 16 MiB queue bound, then the worker's
+ * producer.* keys and the connector's producer.override.* keys, given to librdkafka
+ * unchanged except for the Java producer names it lacks (buffer.memory,
+ * max.request.size, delivery.timeout.ms), which are translated.
+ *
+ * Delivery reports and errors are served on the caller's thread: librdkafka writes
+ * to kfk_event_fd() when its queue goes from empty to non-empty; the loop polls that
+ * descriptor and calls kfk_serve(), which runs the callbacks. Every message gets
+ * exactly one delivery report, in produce order per partition.
+ *
+ * Threading: one thread (the event loop's) calls everything but kfk_mock_*.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+
+struct props;
+struct kfk;
+struct kfk_mock;
+
+/* err is 0 for an acknowledged message, otherwise a librdkafka error code (never
+ * retried by the caller: librdkafka has given up) with its text in errstr. */
+typedef void (*kfk_dr_cb_t)(void *userdata, void *msg_opaque, int err, const char *errstr);
+
+/* A problem of the connection (all brokers down, authentication, ...): once per
+ * change, not per message. fatal: the producer cannot go on. */
+typedef void (*kfk_error_cb_t)(void *userdata, bool fatal, const char *errstr);
+
+struct kfk_conf {
+        const char *bootstrap; /* host:port,... */
+        const char *client_id;
+        const char *topic;
+        const struct props *worker;    /* its producer.* keys are applied */
+        const struct props *connector; /* its producer.override.* keys are applied */
+        kfk_dr_cb_t dr;
+        kfk_error_cb_t error;
+        void *userdata;
+};
+
+/* Returns 0, -EINVAL for a configuration librdkafka rejects (errbuf names the key,
+ * the value and the reason), -ENOMEM. */
+int kfk_producer_new(const struct kfk_conf *conf, char *errbuf, size_t errlen,
+                     struct kfk **ret_kfk);
+
+/* Descriptor to poll for POLLIN; then call kfk_serve(). */
+int kfk_event_fd(const struct kfk *k);
+
+/* Runs the delivery report and error callbacks that are due. */
+void kfk_serve(struct kfk *k);
+
+/* Queues one message (copied) to the topic, partitioned by librdkafka (null key:
+ * sticky random partition). msg_opaque comes back in the delivery report.
+ * Returns 0, -ENOBUFS (local queue full: try again after delivery reports),
+ * -EMSGSIZE (larger than message.max.bytes), -ENOTRECOVERABLE (fatal producer
+ * error), -EIO (other; errbuf filled by kfk_last_error()). */
+int kfk_produce(struct kfk *k, const void *key, size_t key_len, const void *value, size_t value_len,
+                void *msg_opaque);
+
+/* Text of the last kfk_produce() failure. */
+const char *kfk_last_error(const struct kfk *k);
+
+/* Messages produced and not yet reported. */
+size_t kfk_in_flight(const struct kfk *k);
+
+/* Waits up to timeout_ms for every message to be reported (callbacks run). Returns
+ * 0 or -ETIMEDOUT. */
+int kfk_flush(struct kfk *k, int timeout_ms);
+
+/* Fails every message still queued or in flight (their reports come with an error
+ * for which kfk_err_is_purge() is true) and runs the callbacks. */
+void kfk_purge(struct kfk *k);
+
+bool kfk_err_is_purge(int err);
+
+/* NULL is a no-op. Messages still queued are dropped without reports. */
+void kfk_free(struct kfk *k);
+
+/* librdkafka's mock cluster with `brokers` brokers on 127.0.0.1 ephemeral ports, in
+ * this process (bootstrap.servers=embedded). Returns 0 or -errno. */
+int kfk_mock_new(int brokers, struct kfk_mock **ret_mock);
+const char *kfk_mock_bootstraps(const struct kfk_mock *m);
+void kfk_mock_free(struct kfk_mock *m);
+
+/* librdkafka's version string. */
+const char *kfk_version(void);

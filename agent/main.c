@@ -1,0 +1,165 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * ringtail's command line: parses the global options and the command, and hands
+ * over to the worker. Exit status: 0 ok, 1 runtime failure, 2 usage or
+ * configuration error.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "agent/kfk.h"
+#include "agent/log.h"
+#include "agent/worker.h"
+#include "offsets/off.h"
+
+static const char usage[] =
+        "Usage: ringtail [OPTIONS] COMMAND [ARGS...]\n"
+        "\n"
+        "Ships log files into Apache Kafka with Kafka Connect's configuration files.\n"
+        "\n"
+        "Commands:\n"
+        "  standalone WORKER.properties CONNECTOR.properties...\n"
+        "        Run the connectors, as connect-standalone.sh does. bootstrap.servers=embedded\n"
+        "        starts an in-process mock Kafka cluster and prints its address on stderr.\n"
+        "  validate WORKER.properties [CONNECTOR.properties...]\n"
+        "        Check the files and print every problem; exit 0 if they are valid.\n"
+        "  validate --describe\n"
+        "        Print every key with its type, default and meaning.\n"
+        "  offsets show FILE\n"
+        "        Print the checkpoints in FILE (offset.storage.file.filename), one JSON\n"
+        "        object per file read.\n"
+        "\n"
+        "Options:\n"
+        "  -l, --log-level LEVEL  error, warn, notice, info (default) or debug\n"
+        "  -h, --help             show this help and exit\n"
+        "  -V, --version          show the version and exit\n"
+        "\n"
+        "Exit status: 0 ok, 1 runtime failure, 2 usage or configuration error.\n"
+        "SIGTERM or SIGINT: stop reading, wait up to task.shutdown.graceful.timeout.ms for\n"
+        "Kafka's acknowledgements, write the final checkpoint, exit.\n";
+
+static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static int usage_error(const char *fmt, ...)
+{
+        va_list ap;
+        fprintf(stderr, "ringtail: ");
+        va_start(ap, fmt);
+        vfprintf(stderr, fmt, ap);
+        va_end(ap);
+        fprintf(stderr, "\nTry 'ringtail --help'.\n");
+        return WORKER_EXIT_USAGE;
+}
+
+/* Prints a JSON string (the path may hold any byte but NUL). */
+static void print_json_string(const char *s)
+{
+        putchar('"');
+        for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+                if (*p == '"' || *p == '\\')
+                        printf("\\%c", *p);
+                else if (*p < 0x20)
+                        printf("\\u%04X", *p);
+                else
+                        putchar(*p);
+        }
+        putchar('"');
+}
+
+static int offsets_show(const char *path)
+{
+        struct off_store *s;
+        struct off_error oe = {0};
+        int r = off_store_open(path, &s, &oe);
+        if (r < 0) {
+                if (r == -EBADMSG || r == -ENOTSUP)
+                        fprintf(stderr, "ringtail: '%s': %s (at byte %" PRIu64 ")\n", path, oe.msg,
+                                oe.pos);
+                else
+                        fprintf(stderr, "ringtail: '%s': %s\n", path, strerror(-r));
+                return WORKER_EXIT_RUNTIME;
+        }
+        for (size_t i = 0; i < off_count(s); i++) {
+                const char *source;
+                struct off_rec rec;
+                if (off_at(s, i, &source, &rec) < 0)
+                        continue;
+                printf("{\"connector\":");
+                print_json_string(source);
+                printf(",\"path\":");
+                print_json_string(rec.path);
+                printf(",\"offset\":%" PRIu64 ",\"dev\":%" PRIu64 ",\"ino\":%" PRIu64
+                       ",\"fingerprint_bytes\":%" PRIu32 ",\"fingerprint\":\"%016" PRIx64 "\"}\n",
+                       rec.offset, rec.dev, rec.ino, rec.fp_len, rec.fp);
+        }
+        off_store_free(s);
+        return WORKER_EXIT_OK;
+}
+
+int main(int argc, char **argv)
+{
+        static const struct option opts[] = {
+                {"help", no_argument, NULL, 'h'},
+                {"version", no_argument, NULL, 'V'},
+                {"log-level", required_argument, NULL, 'l'},
+                {"describe", no_argument, NULL, 'D'},
+                {0},
+        };
+        bool describe = false;
+        int c;
+
+        /* Options may come before or after the command (GNU getopt permutes). */
+        while ((c = getopt_long(argc, argv, "hVl:", opts, NULL)) != -1) {
+                switch (c) {
+                case 'h':
+                        fputs(usage, stdout);
+                        return WORKER_EXIT_OK;
+                case 'V':
+                        printf("ringtail %s (librdkafka %s)\n", RINGTAIL_VERSION, kfk_version());
+                        return WORKER_EXIT_OK;
+                case 'l':
+                        if (log_level_from_string(optarg, &log_max_level) < 0)
+                                return usage_error("--log-level '%s': expected error, warn, "
+                                                   "notice, info or debug",
+                                                   optarg);
+                        break;
+                case 'D':
+                        describe = true;
+                        break;
+                default:
+                        return usage_error("bad option");
+                }
+        }
+        if (optind >= argc)
+                return usage_error("a command is required");
+
+        const char *cmd = argv[optind];
+        char **args = argv + optind + 1;
+        int nargs = argc - optind - 1;
+
+        if (strcmp(cmd, "standalone") == 0) {
+                if (nargs < 2)
+                        return usage_error("standalone needs WORKER.properties and at least one "
+                                           "CONNECTOR.properties");
+                return worker_standalone(args[0], args + 1, nargs - 1);
+        }
+        if (strcmp(cmd, "validate") == 0) {
+                if (describe) {
+                        worker_describe();
+                        return WORKER_EXIT_OK;
+                }
+                if (nargs < 1)
+                        return usage_error("validate needs WORKER.properties");
+                return worker_validate(args, nargs, true);
+        }
+        if (strcmp(cmd, "offsets") == 0) {
+                if (nargs != 2 || strcmp(args[0], "show") != 0)
+                        return usage_error("usage: ringtail offsets show FILE");
+                return offsets_show(args[1]);
+        }
+        return usage_error("unknown command '%s'", cmd);
+}

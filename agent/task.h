@@ -1,0 +1,69 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * task: a FileStreamSource task. It follows the path in `file`, hands each line to
+ * the value converter and the producer, and keeps, per file it reads, the offset up
+ * to which every line has been acknowledged by Kafka.
+ *
+ * Threading: the worker's event loop thread only.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct cfg;
+struct io_loop;
+struct off_store;
+struct watch;
+struct task;
+
+struct task_env {
+        struct io_loop *loop;
+        struct watch *watch;
+        struct off_store *store;
+        const struct cfg *worker;
+        const char *bootstrap; /* resolved (embedded: the mock cluster's) */
+};
+
+enum task_state {
+        TASK_RUNNING,
+        TASK_FAILED,
+        TASK_STOPPING,
+};
+
+/* Builds the task of connector config conn (validated). Returns 0, -EINVAL with
+ * errbuf filled (bad producer settings, ...), -ENOMEM. env and conn must outlive it. */
+int task_new(const struct task_env *env, const struct cfg *conn, char *errbuf, size_t errlen,
+             struct task **ret_task);
+
+/* Opens the file (or waits for it) and starts reading. */
+void task_start(struct task *t, uint64_t now_ms);
+
+/* Periodic look at the file and its path, for filesystems where inotify is silent,
+ * and to finish rotated files. */
+void task_scan(struct task *t, uint64_t now_ms);
+
+/* Records acknowledged offsets in the store (the caller commits it). Returns the
+ * number of files whose offset changed, or -errno. */
+int task_checkpoint(struct task *t);
+
+/* Stops reading: no more lines go to Kafka. */
+void task_stop(struct task *t);
+
+/* Waits up to timeout_ms for Kafka to acknowledge what was sent, then gives up on
+ * the rest (it is not checkpointed, so it is read again after a restart). Returns
+ * the number of records given up (0: all acknowledged). No delivery report comes
+ * after this. */
+size_t task_drain(struct task *t, int timeout_ms);
+
+/* Closes the files and cancels the task's wait on the loop; then the caller runs
+ * the loop until io_in_flight() is 0 before task_free(). Records still in flight
+ * must have been drained. */
+void task_close(struct task *t);
+
+enum task_state task_get_state(const struct task *t);
+const char *task_name(const struct task *t);
+
+/* NULL is a no-op. See task_close(). */
+void task_free(struct task *t);
