@@ -1,0 +1,171 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Helpers for ringtail's integration tests: the ringtail process, kcat, configs.
+
+Everything talks to 127.0.0.1 only, waits with deadlines (never a bare sleep as a
+synchronisation), and stops only the processes it started, by PID.
+"""
+import os
+import re
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+KAFKA_SH = ROOT / "tests" / "kafka" / "kafka.sh"
+
+
+def ringtail_bin():
+    return os.environ.get("RINGTAIL_BIN", str(ROOT / "build" / "dev" / "ringtail"))
+
+
+def wait_until(pred, timeout, what, interval=0.05):
+    """Polls pred() until it returns a true value (returned) or timeout seconds pass."""
+    deadline = time.monotonic() + timeout
+    while True:
+        v = pred()
+        if v:
+            return v
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
+
+
+def write_props(path, entries, header="# written by the ringtail test suite\n"):
+    text = header + "".join(f"{k}={v}\n" for k, v in entries.items())
+    Path(path).write_text(text)
+    return str(path)
+
+
+class Ringtail:
+    """One ringtail process; stderr goes to a file we can search."""
+
+    def __init__(self, args, workdir, env=None):
+        self.workdir = Path(workdir)
+        self.log_path = self.workdir / f"ringtail-{time.monotonic_ns()}.log"
+        self.log = open(self.log_path, "wb")
+        e = dict(os.environ)
+        e.pop("JOURNAL_STREAM", None)
+        if env:
+            e.update(env)
+        self.proc = subprocess.Popen([ringtail_bin()] + list(args), cwd=workdir,
+                                     stdout=self.log, stderr=subprocess.STDOUT, env=e)
+
+    def output(self):
+        if not self.log.closed:
+            self.log.flush()
+        return self.log_path.read_text(errors="replace")
+
+    def wait_for_log(self, pattern, timeout=30):
+        rx = re.compile(pattern)
+        return wait_until(lambda: rx.search(self.output()) or self._dead(pattern),
+                          timeout, f"ringtail log /{pattern}/")
+
+    def _dead(self, pattern):
+        if self.proc.poll() is not None and not re.search(pattern, self.output()):
+            raise AssertionError(
+                f"ringtail exited ({self.proc.returncode}) before /{pattern}/:\n{self.output()}")
+        return None
+
+    def send(self, sig):
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+
+    def stop(self, sig=signal.SIGTERM, timeout=30):
+        self.send(sig)
+        try:
+            rc = self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            raise AssertionError(f"ringtail did not stop within {timeout}s:\n{self.output()}")
+        self.log.close()
+        return rc
+
+    def kill(self):
+        self.proc.kill()
+        self.proc.wait()
+        self.log.close()
+
+    def wait(self, timeout=30):
+        rc = self.proc.wait(timeout)
+        self.log.close()
+        return rc
+
+
+def kcat_consume(bootstrap, topic, extra=(), limit=None):
+    """Every message of the topic as (partition, offset, key, value) with exact bytes;
+    None for a null key or value. Reads to the end of every partition (kcat -e keeps
+    reading while messages keep coming), or only the first `limit` messages."""
+    fmt = "%p\t%o\t%K\t%k%S\t%s\n"
+    if limit is not None:
+        extra = ("-c", str(limit), *extra)
+    r = subprocess.run(["kcat", "-C", "-b", bootstrap, "-t", topic, "-e", "-q", "-o", "beginning",
+                        "-f", fmt, *extra], capture_output=True, timeout=60)
+    if r.returncode != 0:
+        err = r.stderr.decode(errors="replace")
+        if "Unknown topic" in err or "unknown topic" in err.lower():
+            return []
+        raise AssertionError(f"kcat failed ({r.returncode}): {err}")
+    out = r.stdout
+    msgs = []
+    i = 0
+    while i < len(out):
+        # partition \t offset \t keylen \t key valuelen \t value \n
+        j = out.index(b"\t", i)
+        part = int(out[i:j])
+        i = j + 1
+        j = out.index(b"\t", i)
+        off = int(out[i:j])
+        i = j + 1
+        j = out.index(b"\t", i)
+        klen = int(out[i:j])
+        i = j + 1
+        key = None
+        if klen >= 0:
+            key = out[i:i + klen]
+            i += klen
+        j = out.index(b"\t", i)
+        vlen = int(out[i:j])
+        i = j + 1
+        value = None
+        if vlen >= 0:
+            value = out[i:i + vlen]
+            i += vlen
+        assert out[i:i + 1] == b"\n", f"kcat output framing broken at byte {i}"
+        i += 1
+        msgs.append((part, off, key, value))
+    msgs.sort(key=lambda m: (m[0], m[1]))
+    return msgs
+
+
+def values(msgs):
+    return [m[3] for m in msgs]
+
+
+def wait_for_count(bootstrap, topic, n, timeout=60):
+    """Waits until the topic holds at least n messages; returns them."""
+    box = {}
+
+    def enough():
+        box["m"] = kcat_consume(bootstrap, topic)
+        return len(box["m"]) >= n
+
+    try:
+        wait_until(enough, timeout, f"{n} messages in '{topic}'", interval=0.2)
+    except AssertionError:
+        raise AssertionError(f"topic '{topic}' holds {len(box.get('m', []))} messages, "
+                             f"expected {n}")
+    return box["m"]
+
+
+def kafka(*args, env=None, check=True):
+    e = dict(os.environ)
+    if env:
+        e.update(env)
+    r = subprocess.run(["bash", str(KAFKA_SH), *args], capture_output=True, text=True, env=e,
+                       timeout=600)
+    if check and r.returncode != 0:
+        raise AssertionError(f"kafka.sh {' '.join(args)} failed ({r.returncode}):\n"
+                             f"{r.stdout}\n{r.stderr}")
+    return r
