@@ -8,15 +8,12 @@
  * writer has not reopened yet, then its held partial line is sent and it is
  * finished. A struct tfile lives until every record read from it is acknowledged.
  *
- * Acknowledgement tracking. Lines are grouped into batches: one per read (at most
- * batch.size lines), in file order, on a FIFO per file. Every record produced
- * carries its batch as opaque and the batch counts the records not yet reported.
- * Delivery reports may come in any order across partitions; the file's checkpoint
- * moves to the end of the head batch only once the head is sealed and fully
- * reported, then to the next one, so it never passes a line Kafka has not
- * acknowledged, nor a line before it (at-least-once). A failed delivery stays at the
- * head for good: the task fails and its checkpoint never moves past the line. This
- * is work per batch, not per line (a read is up to 256 KiB).
+ * Acknowledgement tracking is agent/ack's: every record carries its batch (one per
+ * read, at most batch.size lines) as opaque, and a file's checkpoint moves only over
+ * batches whose records, and every record before them, Kafka acknowledged. A failed
+ * delivery fails the task and its checkpoint never passes the line. A batch is
+ * sealed after each read, while its last line is still in the read buffer, because
+ * the checkpoint records a hash of the bytes before its offset.
  *
  * Backpressure: when librdkafka's queue is full, the tail pauses holding the line;
  * the next delivery reports resume it. The file is the buffer.
@@ -35,6 +32,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "agent/ack.h"
 #include "agent/conv.h"
 #include "agent/kfk.h"
 #include "agent/log.h"
@@ -51,31 +49,17 @@
 #define FINGERPRINT_BYTES 1024u
 #define ROTATE_WAIT_MS    5000u
 
-struct tfile;
-
-struct batch {
-        struct batch *next;
-        struct tfile *f;
-        uint64_t end;        /* offset just past its last line */
-        struct tail_ckpt ck; /* identity of the file at end (once sealed) */
-        uint32_t pending;    /* records not yet reported */
-        uint32_t lines;
-        bool sealed;
-        bool failed;
-};
-
 struct tfile {
         struct tfile *next;
         struct task *task;
         struct tail *tail;
         uint64_t dev, ino;
-        struct batch *head, *last; /* FIFO; last is open while !last->sealed */
-        struct tail_ckpt acked;    /* everything before acked.offset is acknowledged */
-        bool acked_dirty;
+        struct ack *ack;
+        bool acked_dirty; /* the acknowledged position may have moved since the last checkpoint */
+        uint32_t batch_lines; /* records in the open batch */
         bool draining;
         bool finished; /* read to the end; freed once everything is acknowledged */
         uint64_t drain_until;
-        size_t outstanding;
 };
 
 struct task {
@@ -90,7 +74,6 @@ struct task {
         struct watch_sub *sub;
         struct tfile *cur;
         struct tfile *others; /* draining and finished files */
-        struct batch *free_batches;
         bool queue_full;
         bool closing; /* task_close() ran: no callback may touch files or Kafka */
         bool waiting_logged;
@@ -115,74 +98,26 @@ static void task_fail(struct task *t, const char *fmt, ...)
                   t->name, msg);
 }
 
-/* ---- batches ---- */
-
-static struct batch *batch_get(struct task *t)
-{
-        struct batch *b = t->free_batches;
-        if (b)
-                t->free_batches = b->next;
-        else
-                b = malloc(sizeof(*b));
-        if (b)
-                memset(b, 0, sizeof(*b));
-        return b;
-}
-
-static void batch_put(struct task *t, struct batch *b)
-{
-        b->next = t->free_batches;
-        t->free_batches = b;
-}
-
-static struct batch *tfile_open_batch(struct tfile *f)
-{
-        if (f->last && !f->last->sealed)
-                return f->last;
-        struct batch *b = batch_get(f->task);
-        if (!b)
-                return NULL;
-        b->f = f;
-        if (f->last)
-                f->last->next = b;
-        else
-                f->head = b;
-        f->last = b;
-        return b;
-}
-
-/* Moves the checkpoint over every completed batch at the head. */
-static void tfile_advance(struct tfile *f)
-{
-        struct batch *b;
-        while ((b = f->head) && b->sealed && b->pending == 0 && !b->failed) {
-                f->acked = b->ck;
-                f->acked_dirty = true;
-                f->head = b->next;
-                if (!f->head)
-                        f->last = NULL;
-                batch_put(f->task, b);
-        }
-}
-
-/* Closes the open batch; must run while its last line is in the read buffer. */
+/* Seals the open batch; must run while its last line is in the read buffer. */
 static void tfile_seal(struct tfile *f)
 {
-        struct batch *b = f->last;
-        if (!b || b->sealed)
+        struct tail_ckpt pos = {0};
+        f->batch_lines = 0;
+        if (!ack_end(f->ack, &pos.offset)) {
+                (void)ack_seal(f->ack, NULL);
                 return;
-        b->ck.offset = b->end;
-        int r = tail_ckpt_fill(f->tail, &b->ck);
+        }
+        int r = tail_ckpt_fill(f->tail, &pos);
         if (r < 0) {
                 /* The checkpoint keeps the offset; without a fingerprint it is checked
                  * only against the file's length on restart. */
                 log_warn("task '%s': cannot fingerprint '%s': %s", f->task->name,
                          tail_path(f->tail), strerror(-r));
-                b->ck.fp_len = 0;
-                b->ck.tail_len = 0;
+                pos.fp_len = 0;
+                pos.tail_len = 0;
         }
-        b->sealed = true;
-        tfile_advance(f);
+        if (ack_seal(f->ack, &pos))
+                f->acked_dirty = true;
 }
 
 /* ---- tail callbacks ---- */
@@ -194,14 +129,14 @@ static int task_line(void *userdata, const struct frame_line *line)
 
         if (t->state != TASK_RUNNING)
                 return -EAGAIN;
-        struct batch *b = tfile_open_batch(f);
+        if (line->flags & FRAME_F_SKIPPED) {
+                ack_skip(f->ack, line->end);
+                return 0;
+        }
+        struct ack_batch *b = ack_open(f->ack);
         if (!b) {
                 task_fail(t, "out of memory");
                 return -EAGAIN;
-        }
-        if (line->flags & FRAME_F_SKIPPED) {
-                b->end = line->end;
-                return 0;
         }
         const void *v;
         size_t vlen;
@@ -228,12 +163,9 @@ static int task_line(void *userdata, const struct frame_line *line)
                 }
                 return -EAGAIN;
         }
-        b->pending++;
-        b->lines++;
-        b->end = line->end;
-        f->outstanding++;
+        ack_record(f->ack, line->end);
         t->lines_sent++;
-        if (b->lines >= t->batch_size)
+        if (++f->batch_lines >= t->batch_size)
                 tfile_seal(f);
         return 0;
 }
@@ -270,20 +202,18 @@ static const struct tail_ops task_tail_ops = {
 static void task_dr(void *userdata, void *msg_opaque, int err, const char *errstr)
 {
         struct task *t = userdata;
-        struct batch *b = msg_opaque;
-        struct tfile *f = b->f;
+        struct ack_batch *b = msg_opaque;
+        struct tfile *f = ack_userdata(ack_of(b));
 
-        b->pending--;
-        f->outstanding--;
+        if (ack_done(b, err == 0))
+                f->acked_dirty = true;
         if (err) {
-                b->failed = true;
                 if (!kfk_err_is_purge(err))
                         task_fail(t, "Kafka did not acknowledge a record of '%s' (topic '%s'): %s",
                                   tail_path(f->tail), t->topic, errstr);
                 return;
         }
         t->lines_acked++;
-        tfile_advance(f);
 }
 
 static void task_kafka_error(void *userdata, bool fatal, const char *errstr)
@@ -332,11 +262,7 @@ static void tfile_free(struct tfile *f)
         if (!f)
                 return;
         tail_free(f->tail);
-        while (f->head) {
-                struct batch *b = f->head;
-                f->head = b->next;
-                free(b);
-        }
+        ack_free(f->ack);
         free(f);
 }
 
@@ -398,7 +324,7 @@ static void task_open(struct task *t)
         tail_identity(f->tail, &f->dev, &f->ino);
 
         struct off_rec rec;
-        uint64_t start = 0;
+        struct tail_ckpt start = {0};
         if (off_get(t->env->store, t->name, f->dev, f->ino, &rec) == 0) {
                 struct tail_ckpt ck = {
                         .offset = rec.offset,
@@ -408,10 +334,9 @@ static void task_open(struct task *t)
                         .tail_hash = rec.tail_hash,
                 };
                 if (tail_ckpt_matches(f->tail, &ck)) {
-                        start = rec.offset;
-                        f->acked = ck;
+                        start = ck;
                         log_info("task '%s': reading '%s' from offset %" PRIu64 " (checkpoint)",
-                                 t->name, t->file, start);
+                                 t->name, t->file, start.offset);
                 } else {
                         log_warn("task '%s': the checkpoint of '%s' (offset %" PRIu64
                                  ") does not match the file, which was replaced or rewritten: "
@@ -422,8 +347,13 @@ static void task_open(struct task *t)
                 log_info("task '%s': reading '%s' from the start (no checkpoint)", t->name,
                          t->file);
         }
+        if (ack_new(&start, f, &f->ack) < 0) {
+                tfile_free(f);
+                task_fail(t, "out of memory");
+                return;
+        }
         t->cur = f;
-        if (tail_start(f->tail, start) < 0)
+        if (tail_start(f->tail, start.offset) < 0)
                 task_fail(t, "cannot start reading '%s'", t->file);
 }
 
@@ -576,14 +506,15 @@ static int tfile_record(struct task *t, struct tfile *f)
 {
         if (!f->acked_dirty)
                 return 0;
+        const struct tail_ckpt *pos = ack_position(f->ack);
         struct off_rec rec = {
                 .dev = f->dev,
                 .ino = f->ino,
-                .fp = f->acked.fp,
-                .fp_len = f->acked.fp_len,
-                .tail_len = f->acked.tail_len,
-                .tail_hash = f->acked.tail_hash,
-                .offset = f->acked.offset,
+                .fp = pos->fp,
+                .fp_len = pos->fp_len,
+                .tail_len = pos->tail_len,
+                .tail_hash = pos->tail_hash,
+                .offset = pos->offset,
                 .path = tail_path(f->tail),
         };
         int r = off_set(t->env->store, t->name, &rec);
@@ -605,7 +536,7 @@ int task_checkpoint(struct task *t)
         }
         for (struct tfile **fp = &t->others; *fp;) {
                 struct tfile *f = *fp;
-                if (f->finished && f->outstanding == 0 && !f->head) {
+                if (f->finished && ack_is_idle(f->ack)) {
                         /* Done with it: the path now belongs to another file. */
                         (void)off_del(t->env->store, t->name, f->dev, f->ino);
                         *fp = f->next;
@@ -682,11 +613,6 @@ void task_free(struct task *t)
         if (!t->closing)
                 task_close(t);
         kfk_free(t->kfk);
-        while (t->free_batches) {
-                struct batch *b = t->free_batches;
-                t->free_batches = b->next;
-                free(b);
-        }
         conv_free(t->vconv);
         free(t->name);
         free(t->file);

@@ -286,3 +286,30 @@ def test_cli(ringtail_bin):
             capture_output=True, text=True)
     assert r.returncode == 2
     assert "/nonexistent/w.properties" in r.stderr
+
+
+def test_checkpoint_never_moves_back_under_backpressure(tmp_path, bootstrap, topic):
+    """A producer queue of 50 records keeps refusing lines (backpressure); the
+    checkpoint, sampled all along, only ever moves forward and ends at the file's end."""
+    worker = quickstart_worker(tmp_path, bootstrap, **{
+        "value.converter": "StringConverter", "offset.flush.interval.ms": "50",
+        "producer.queue.buffering.max.messages": "50", "producer.linger.ms": "1"})
+    path = tmp_path / "in.log"
+    lines = [f"backpressure {i}".encode() for i in range(20000)]
+    path.write_bytes(b"".join(l + b"\n" for l in lines))
+    rt = Ringtail(["standalone", worker, quickstart_source(tmp_path, topic, file=str(path))],
+                  tmp_path)
+    store = str(tmp_path / "connect.offsets")
+    seen = []
+
+    def sample():
+        r = harness.subprocess.run([harness.ringtail_bin(), "offsets", "show", store],
+                                   capture_output=True, text=True)
+        if r.returncode == 0 and r.stdout:
+            seen.append(json.loads(r.stdout)["offset"])
+        return seen and seen[-1] == path.stat().st_size
+
+    harness.wait_until(sample, 120, "the checkpoint to reach the end of the file", interval=0.02)
+    assert rt.stop() == 0, rt.output()
+    assert seen == sorted(seen), f"checkpoint moved backwards: {seen}"
+    assert values(kcat_consume(bootstrap, topic)) == lines
