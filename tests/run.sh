@@ -38,7 +38,7 @@ cmake --build --preset fuzz
 ctest --preset fuzz
 
 step "Kafka broker jars (Maven Central, cached)"
-bash tests/kafka/kafka.sh resolve
+time bash tests/kafka/kafka.sh resolve
 
 step "integration tests against a real Kafka broker"
 RINGTAIL_BIN=$PWD/build/asan/ringtail /usr/bin/python3 -m pytest tests/integration -v -rA \

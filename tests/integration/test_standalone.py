@@ -197,7 +197,10 @@ def test_embedded_cluster(tmp_path, ringtail_bin):
     bs = m.group(1)
     got = wait_for_count(bs, "embedded-test", len(lines))
     assert sorted(values(got)) == sorted(lines)
-    assert rt.stop() == 0
+    assert rt.stop(signal.SIGINT) == 0, rt.output()  # SIGINT drains like SIGTERM
+    assert "Interrupt received: stopping" in rt.output()
+    assert "20 lines sent, 20 acknowledged" in rt.output()
+    assert "final offsets written" in rt.output()
 
 
 def test_quickstart_files_load_unchanged(ringtail_bin):
