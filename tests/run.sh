@@ -22,8 +22,11 @@ step "set-up"
 bash packaging/setup.sh
 
 step "format (clang-format --dry-run -Werror)"
-find agent io offsets config tests bench -name '*.[ch]' -print0 |
-        xargs -0 clang-format --dry-run -Werror
+dirs=()
+for d in agent io offsets config tests bench packaging; do
+        [ -d "$d" ] && dirs+=("$d")
+done
+find "${dirs[@]}" -name '*.[ch]' -print0 | xargs -0 clang-format --dry-run -Werror
 
 for preset in dev asan; do
         step "$preset build and unit tests"

@@ -248,12 +248,15 @@ def test_corrupt_checkpoint_stops_startup(tmp_path, bootstrap, topic):
     assert len(kcat_consume(bootstrap, topic)) == 2
 
 
-def test_waits_for_file_and_holds_partial_line(tmp_path, bootstrap, topic):
+@pytest.mark.parametrize("backend", ["io_uring", "poll"])
+def test_waits_for_file_and_holds_partial_line(tmp_path, bootstrap, topic, backend):
     worker = quickstart_worker(tmp_path, bootstrap, **{
-        "value.converter": "StringConverter", "offset.flush.interval.ms": "500"})
+        "value.converter": "StringConverter", "offset.flush.interval.ms": "500",
+        "io.backend": backend})
     path = tmp_path / "later" / "app.log"  # neither the file nor its directory exist yet
     source = quickstart_source(tmp_path, topic, file=str(path))
     rt = Ringtail(["standalone", worker, source], tmp_path)
+    rt.wait_for_log(f"file reads through {backend}")
     rt.wait_for_log("waiting for '.*app.log' to appear")
     path.parent.mkdir()
     path.write_bytes(b"first\nsecond\npart")
@@ -316,3 +319,97 @@ def test_checkpoint_never_moves_back_under_backpressure(tmp_path, bootstrap, top
     assert rt.stop() == 0, rt.output()
     assert seen == sorted(seen), f"checkpoint moved backwards: {seen}"
     assert values(kcat_consume(bootstrap, topic)) == lines
+
+
+def string_worker(tmp_path, bootstrap, **extra):
+    return quickstart_worker(tmp_path, bootstrap, **{
+        "value.converter": "StringConverter", "offset.flush.interval.ms": "200", **extra})
+
+
+def test_truncation_reads_again_from_start(tmp_path, bootstrap, topic):
+    path = tmp_path / "app.log"
+    append(path, [b"one", b"two", b"three"])
+    rt = Ringtail(["standalone", string_worker(tmp_path, bootstrap),
+                   quickstart_source(tmp_path, topic, file=str(path))], tmp_path)
+    wait_for_count(bootstrap, topic, 3)
+    with open(path, "r+b") as f:  # : > app.log
+        f.truncate(0)
+    append(path, [b"after"])  # shorter than what was read: the truncation shows
+    rt.wait_for_log("'.*app.log' was truncated \\(it was read up to offset 14\\)")
+    append(path, [b"more"])
+    got = wait_for_count(bootstrap, topic, 5)
+    assert values(got) == [b"one", b"two", b"three", b"after", b"more"]
+    assert rt.stop() == 0
+    r = harness.subprocess.run([harness.ringtail_bin(), "offsets", "show",
+                                str(tmp_path / "connect.offsets")], capture_output=True, text=True)
+    assert json.loads(r.stdout)["offset"] == len(b"after\nmore\n")
+
+
+def test_rename_rotation_loses_nothing(tmp_path, bootstrap, topic):
+    """The writer keeps appending to the renamed file for a while (it has not reopened
+    yet), then writes to a new file at the path: every line arrives exactly once."""
+    path = tmp_path / "app.log"
+    path.write_bytes(b"")
+    rt = Ringtail(["standalone", string_worker(tmp_path, bootstrap),
+                   quickstart_source(tmp_path, topic, file=str(path))], tmp_path)
+    rt.wait_for_log("reading '.*app.log' from the start")
+    expect = []
+    f = open(path, "ab", buffering=0)
+    for rot in range(5):
+        for i in range(300):
+            line = f"gen {rot} line {i}".encode()
+            f.write(line + b"\n")
+            expect.append(line)
+        os.rename(path, tmp_path / f"app.log.{rot}")
+        for i in range(100):  # still writing to the renamed file
+            line = f"gen {rot} late {i}".encode()
+            f.write(line + b"\n")
+            expect.append(line)
+        f.close()
+        f = open(path, "ab", buffering=0)  # the writer reopens: a new file at the path
+        rt.wait_for_log(f"(?s)(was rotated.*){{{rot + 1}}}")
+    for i in range(50):
+        line = f"final {i}".encode()
+        f.write(line + b"\n")
+        expect.append(line)
+    f.close()
+    got = wait_for_count(bootstrap, topic, len(expect), timeout=60)
+    time.sleep(0.5)
+    got = kcat_consume(bootstrap, topic)
+    assert sorted(values(got)) == sorted(expect)
+    assert rt.stop() == 0, rt.output()
+
+
+def test_deleted_then_recreated(tmp_path, bootstrap, topic):
+    path = tmp_path / "app.log"
+    append(path, [b"a1", b"a2"])
+    rt = Ringtail(["standalone", string_worker(tmp_path, bootstrap),
+                   quickstart_source(tmp_path, topic, file=str(path))], tmp_path)
+    wait_for_count(bootstrap, topic, 2)
+    path.unlink()
+    rt.wait_for_log("'.*app.log' was deleted")
+    append(path, [b"b1"])
+    got = wait_for_count(bootstrap, topic, 3)
+    assert values(got) == [b"a1", b"a2", b"b1"]
+    assert rt.stop() == 0
+
+
+def test_file_replaced_while_stopped_is_read_from_start(tmp_path, bootstrap, topic):
+    """A checkpoint is trusted only for the file it was taken on: a new file at the
+    path (same name, maybe the same inode reused) is read from its start."""
+    path = tmp_path / "app.log"
+    append(path, [f"old {i}".encode() for i in range(10)])
+    w = string_worker(tmp_path, bootstrap)
+    src = quickstart_source(tmp_path, topic, file=str(path))
+    rt = Ringtail(["standalone", w, src], tmp_path)
+    wait_for_count(bootstrap, topic, 10)
+    assert rt.stop() == 0
+    # Same inode, content rewritten past the old offset: only the hashes can tell.
+    with open(path, "r+b") as f:
+        f.truncate(0)
+        f.write(b"".join(f"NEW {i:03d}\n".encode() for i in range(20)))
+    rt = Ringtail(["standalone", w, src], tmp_path)
+    rt.wait_for_log("does not match the file, which was replaced or rewritten")
+    got = wait_for_count(bootstrap, topic, 30)
+    assert values(got)[10:] == [f"NEW {i:03d}".encode() for i in range(20)]
+    assert rt.stop() == 0
