@@ -21,6 +21,7 @@
 #include <string.h>
 
 #include "agent/conv.h"
+#include "tests/support/utf8.h"
 
 #define CHECK(cond)                                                                                \
         do {                                                                                       \
@@ -180,41 +181,6 @@ static void ref_json(const uint8_t *s, size_t n, struct ref *r)
                 }
         }
         ref_put(r, "\"", 1);
-}
-
-static bool utf8_valid(const uint8_t *s, size_t n)
-{
-        size_t i = 0;
-
-        while (i < n) {
-                uint32_t cp, min;
-                size_t k;
-
-                if (s[i] < 0x80) {
-                        i++;
-                        continue;
-                }
-                if ((s[i] & 0xE0) == 0xC0) {
-                        k = 1, cp = s[i] & 0x1F, min = 0x80;
-                } else if ((s[i] & 0xF0) == 0xE0) {
-                        k = 2, cp = s[i] & 0x0F, min = 0x800;
-                } else if ((s[i] & 0xF8) == 0xF0) {
-                        k = 3, cp = s[i] & 0x07, min = 0x10000;
-                } else {
-                        return false;
-                }
-                if (n - i <= k)
-                        return false;
-                for (size_t j = 1; j <= k; j++) {
-                        if ((s[i + j] & 0xC0) != 0x80)
-                                return false;
-                        cp = cp << 6 | (s[i + j] & 0x3F);
-                }
-                if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
-                        return false;
-                i += k + 1;
-        }
-        return true;
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
