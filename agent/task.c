@@ -34,6 +34,7 @@
 
 #include "agent/ack.h"
 #include "agent/conv.h"
+#include "agent/clock.h"
 #include "agent/kfk.h"
 #include "agent/log.h"
 #include "agent/task.h"
@@ -276,22 +277,24 @@ static void task_subscribe(struct task *t)
         (void)watch_add(t->env->watch, t->dir, t->base, task_watch_cb, t, &t->sub);
 }
 
-/* Opens the file at the path and starts reading it where its checkpoint says. */
-static void task_open(struct task *t)
+static bool task_tracks(const struct task *t, uint64_t dev, uint64_t ino)
 {
-        int fd = open(t->file, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-        if (fd < 0) {
-                if (errno == ENOENT) {
-                        if (!t->waiting_logged)
-                                log_info("task '%s': waiting for '%s' to appear", t->name, t->file);
-                        t->waiting_logged = true;
-                } else if (t->open_error_logged != errno) {
-                        log_error("task '%s': cannot open '%s': %s; trying again", t->name, t->file,
-                                  strerror(errno));
-                        t->open_error_logged = errno;
-                }
-                return;
-        }
+        if (t->cur && t->cur->dev == dev && t->cur->ino == ino)
+                return true;
+        for (const struct tfile *f = t->others; f; f = f->next)
+                if (f->dev == dev && f->ino == ino)
+                        return true;
+        return false;
+}
+
+/* Opens path and starts reading it where its checkpoint says (if the checkpoint
+ * still matches the file), or from the start. Returns 0 and *ret_f, -EEXIST (a file
+ * the task already reads), -EINVAL (not a regular file), -errno. */
+static int tfile_open(struct task *t, const char *path, struct tfile **ret_f)
+{
+        int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+        if (fd < 0)
+                return -errno;
         /* O_NONBLOCK kept a FIFO from blocking the open; io_uring must be allowed to
          * wait for the disk on a regular file. */
         (void)fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
@@ -299,8 +302,7 @@ static void task_open(struct task *t)
         struct tfile *f = calloc(1, sizeof(*f));
         if (!f) {
                 close(fd);
-                task_fail(t, "out of memory");
-                return;
+                return -ENOMEM;
         }
         f->task = t;
         struct tail_opts to = {
@@ -309,19 +311,17 @@ static void task_open(struct task *t)
                 .long_policy = FRAME_LONG_SPLIT,
                 .fingerprint_bytes = FINGERPRINT_BYTES,
         };
-        int r = tail_new(t->env->loop, fd, t->file, &to, &task_tail_ops, f, &f->tail);
+        int r = tail_new(t->env->loop, fd, path, &to, &task_tail_ops, f, &f->tail);
         if (r < 0) {
                 close(fd);
                 free(f);
-                if (t->open_error_logged != -r)
-                        log_warn("task '%s': '%s' %s; trying again", t->name, t->file,
-                                 r == -EINVAL ? "is not a regular file" : strerror(-r));
-                t->open_error_logged = -r;
-                return;
+                return r;
         }
-        t->waiting_logged = false;
-        t->open_error_logged = 0;
         tail_identity(f->tail, &f->dev, &f->ino);
+        if (task_tracks(t, f->dev, f->ino)) {
+                tfile_free(f);
+                return -EEXIST;
+        }
 
         struct off_rec rec;
         struct tail_ckpt start = {0};
@@ -335,26 +335,74 @@ static void task_open(struct task *t)
                 };
                 if (tail_ckpt_matches(f->tail, &ck)) {
                         start = ck;
-                        log_info("task '%s': reading '%s' from offset %" PRIu64 " (checkpoint)",
-                                 t->name, t->file, start.offset);
+                        log_info("task '%s': reading '%s' (inode %" PRIu64 ") from offset %" PRIu64
+                                 " (checkpoint)",
+                                 t->name, path, f->ino, start.offset);
                 } else {
                         log_warn("task '%s': the checkpoint of '%s' (offset %" PRIu64
                                  ") does not match the file, which was replaced or rewritten: "
                                  "reading it from the start",
-                                 t->name, t->file, rec.offset);
+                                 t->name, path, rec.offset);
                 }
         } else {
-                log_info("task '%s': reading '%s' from the start (no checkpoint)", t->name,
-                         t->file);
+                log_info("task '%s': reading '%s' (inode %" PRIu64
+                         ") from the start (no checkpoint)",
+                         t->name, path, f->ino);
         }
-        if (ack_new(&start, f, &f->ack) < 0) {
+        r = ack_new(&start, f, &f->ack);
+        if (r < 0 || (r = tail_start(f->tail, start.offset)) < 0) {
                 tfile_free(f);
+                return r;
+        }
+        *ret_f = f;
+        return 0;
+}
+
+/* Opens the file at the path, or notes that it is not there yet. */
+static void task_open(struct task *t)
+{
+        struct tfile *f = NULL;
+        int r = tfile_open(t, t->file, &f);
+        if (r == 0) {
+                t->cur = f;
+                t->waiting_logged = false;
+                t->open_error_logged = 0;
+        } else if (r == -ENOENT) {
+                if (!t->waiting_logged)
+                        log_info("task '%s': waiting for '%s' to appear", t->name, t->file);
+                t->waiting_logged = true;
+        } else if (r == -ENOMEM) {
                 task_fail(t, "out of memory");
+        } else if (r != -EEXIST && t->open_error_logged != -r) {
+                log_warn("task '%s': cannot read '%s': %s; trying again", t->name, t->file,
+                         r == -EINVAL ? "not a regular file" : strerror(-r));
+                t->open_error_logged = -r;
+        }
+}
+
+/* The file at the path was renamed to name in the same directory: if it is one the
+ * task never opened (it came and went between two looks at the path), read it as a
+ * rotated file. */
+static void task_adopt(struct task *t, const char *name, uint64_t now_ms)
+{
+        char path[4096];
+        if (snprintf(path, sizeof(path), "%s/%s", t->dir, name) >= (int)sizeof(path))
+                return;
+        struct tfile *f = NULL;
+        int r = tfile_open(t, path, &f);
+        if (r < 0) {
+                if (r != -EEXIST)
+                        log_warn("task '%s': '%s' was renamed to '%s' before it was read, "
+                                 "which cannot be opened: %s",
+                                 t->name, t->file, path, strerror(-r));
                 return;
         }
-        t->cur = f;
-        if (tail_start(f->tail, start.offset) < 0)
-                task_fail(t, "cannot start reading '%s'", t->file);
+        log_info("task '%s': '%s' was renamed to '%s' before it was read: reading it", t->name,
+                 t->file, path);
+        f->draining = true;
+        f->drain_until = now_ms + ROTATE_WAIT_MS;
+        f->next = t->others;
+        t->others = f;
 }
 
 /* Looks at the path: rotation, deletion, a file to open. */
@@ -363,10 +411,14 @@ static void task_check_path(struct task *t, uint64_t now_ms)
         task_subscribe(t);
         if (t->cur) {
                 enum tail_change ch = tail_check(t->cur->tail);
+                log_debug("task '%s': '%s' (inode %" PRIu64 ") checked: %d", t->name, t->file,
+                          t->cur->ino, (int)ch);
                 if (ch == TAIL_MOVED || ch == TAIL_DELETED) {
                         struct tfile *f = t->cur;
-                        log_info("task '%s': '%s' was %s: reading the old file to its end", t->name,
-                                 t->file, ch == TAIL_MOVED ? "rotated" : "deleted");
+                        log_info("task '%s': '%s' was %s: reading the old file (inode %" PRIu64
+                                 ") to its end",
+                                 t->name, t->file, ch == TAIL_MOVED ? "rotated" : "deleted",
+                                 f->ino);
                         f->draining = true;
                         f->drain_until = now_ms + ROTATE_WAIT_MS;
                         f->next = t->others;
@@ -376,13 +428,6 @@ static void task_check_path(struct task *t, uint64_t now_ms)
         }
         if (!t->cur && t->state == TASK_RUNNING)
                 task_open(t);
-}
-
-static uint64_t now_ms_monotonic(void)
-{
-        struct timespec ts;
-        (void)clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
 static void task_watch_cb(void *userdata, const char *name, uint32_t mask)
@@ -397,7 +442,10 @@ static void task_watch_cb(void *userdata, const char *name, uint32_t mask)
                 tail_wake(t->cur->tail);
                 return;
         }
-        task_check_path(t, now_ms_monotonic());
+        uint64_t now = clock_ms();
+        task_check_path(t, now);
+        if (name && (mask & IN_MOVED_TO) && strcmp(name, t->base) != 0 && t->state == TASK_RUNNING)
+                task_adopt(t, name, now);
 }
 
 /* ---- task ---- */
@@ -496,8 +544,9 @@ void task_scan(struct task *t, uint64_t now_ms)
                 if (tail_flush(f->tail) == -EAGAIN)
                         continue;
                 f->finished = true;
-                log_info("task '%s': finished the rotated file '%s' at offset %" PRIu64, t->name,
-                         tail_path(f->tail), tail_read_offset(f->tail));
+                log_info("task '%s': finished the rotated file (inode %" PRIu64
+                         ") at offset %" PRIu64,
+                         t->name, f->ino, tail_read_offset(f->tail));
         }
 }
 

@@ -25,6 +25,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "agent/clock.h"
 #include "agent/kfk.h"
 #include "agent/log.h"
 #include "agent/task.h"
@@ -66,13 +67,6 @@ struct worker {
         bool closing;
         int checkpoint_err; /* last checkpoint error, to log changes only */
 };
-
-static uint64_t now_ms(void)
-{
-        struct timespec ts;
-        (void)clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
 
 /* ---- configuration ---- */
 
@@ -325,7 +319,7 @@ static int worker_setup(struct worker *w)
 static int worker_loop(struct worker *w)
 {
         const uint64_t flush_ms = (uint64_t)cfg_int(w->wcfg, "offset.flush.interval.ms");
-        uint64_t now = now_ms();
+        uint64_t now = clock_ms();
         uint64_t next_flush = now + flush_ms, next_scan = now + SCAN_INTERVAL_MS;
 
         for (int i = 0; i < w->n_tasks; i++)
@@ -339,7 +333,7 @@ static int worker_loop(struct worker *w)
                         log_error("worker: event loop: %s", strerror(-r));
                         return WORKER_EXIT_RUNTIME;
                 }
-                now = now_ms();
+                now = clock_ms();
                 if (now >= next_scan) {
                         int failed = 0;
                         for (int i = 0; i < w->n_tasks; i++) {
@@ -369,9 +363,9 @@ static int worker_shutdown(struct worker *w, int status)
                 failed = failed || task_get_state(w->tasks[i]) == TASK_FAILED;
                 task_stop(w->tasks[i]);
         }
-        uint64_t deadline = now_ms() + (uint64_t)grace;
+        uint64_t deadline = clock_ms() + (uint64_t)grace;
         for (int i = 0; i < w->n_tasks; i++) {
-                uint64_t now = now_ms();
+                uint64_t now = clock_ms();
                 (void)task_drain(w->tasks[i], now < deadline ? (int)(deadline - now) : 0);
         }
         if (w->store && worker_checkpoint(w) < 0)
@@ -393,8 +387,8 @@ static void worker_free(struct worker *w)
                         (void)io_cancel(w->loop, &w->sig_op);
                 if (w->watch)
                         (void)io_cancel(w->loop, &w->watch_op);
-                uint64_t deadline = now_ms() + CLOSE_WAIT_MS;
-                while (io_in_flight(w->loop) > 0 && now_ms() < deadline)
+                uint64_t deadline = clock_ms() + CLOSE_WAIT_MS;
+                while (io_in_flight(w->loop) > 0 && clock_ms() < deadline)
                         (void)io_run(w->loop, 100);
         }
         for (int i = 0; i < w->n_tasks; i++)

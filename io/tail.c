@@ -206,23 +206,29 @@ static void tail_fail(struct tail *t, int err)
         t->ops->error(t->userdata, err);
 }
 
+/* Offers one line; a refused line is held and the tail pauses. Returns false then. */
+static bool tail_offer(struct tail *t, const struct frame_line *line)
+{
+        if (t->ops->line(t->userdata, line) != -EAGAIN)
+                return true;
+        t->held = *line;
+        t->holding = true;
+        t->state = TAIL_PAUSED;
+        return false;
+}
+
 /* Hands buffered lines to ops->line(). Returns false if it paused. */
 static bool tail_deliver(struct tail *t)
 {
         if (t->holding) {
-                if (t->ops->line(t->userdata, &t->held) == -EAGAIN)
-                        return false;
                 t->holding = false;
+                if (!tail_offer(t, &t->held))
+                        return false;
         }
         struct frame_line line;
-        while (frame_next(t->frame, &line)) {
-                if (t->ops->line(t->userdata, &line) == -EAGAIN) {
-                        t->held = line;
-                        t->holding = true;
-                        t->state = TAIL_PAUSED;
+        while (frame_next(t->frame, &line))
+                if (!tail_offer(t, &line))
                         return false;
-                }
-        }
         t->ops->read_done(t->userdata);
         return true;
 }
@@ -333,32 +339,32 @@ int tail_flush(struct tail *t)
         struct frame_line line;
         if (!frame_flush(t->frame, &line))
                 return 0;
-        int r = t->ops->line(t->userdata, &line);
-        if (r == -EAGAIN) {
-                t->held = line;
-                t->holding = true;
-                t->state = TAIL_PAUSED;
-                return r;
-        }
+        if (!tail_offer(t, &line))
+                return -EAGAIN;
         t->ops->read_done(t->userdata);
-        return r;
+        return 0;
 }
 
 enum tail_change tail_check(struct tail *t)
 {
         struct stat st, pst;
+        bool grew = false;
 
-        if (fstat(t->fd, &st) == 0 && st.st_nlink == 0)
-                return TAIL_DELETED;
+        /* Growth is a matter of the open file, whatever its path names now: a renamed
+         * or deleted file still being written must still be read. */
+        if (fstat(t->fd, &st) == 0) {
+                if (t->state == TAIL_IDLE && (uint64_t)st.st_size != frame_read_offset(t->frame)) {
+                        /* Grown, or shrunk (the read at the end detects truncation). */
+                        tail_read(t);
+                        grew = true;
+                }
+                if (st.st_nlink == 0)
+                        return TAIL_DELETED;
+        }
         if (stat(t->path, &pst) < 0 || (uint64_t)pst.st_dev != t->dev ||
             (uint64_t)pst.st_ino != t->ino)
                 return TAIL_MOVED;
-        if (t->state == TAIL_IDLE && (uint64_t)pst.st_size != frame_read_offset(t->frame)) {
-                /* Grown, or shrunk (the read at the end of file detects truncation). */
-                tail_read(t);
-                return TAIL_GREW;
-        }
-        return TAIL_UNCHANGED;
+        return grew ? TAIL_GREW : TAIL_UNCHANGED;
 }
 
 void tail_free(struct tail *t)

@@ -97,7 +97,8 @@ void tail_wake(struct tail *t);
 void tail_resume(struct tail *t);
 
 /* Offers the held partial last line as a line (FRAME_F_PARTIAL); for a file that
- * will not grow any more. Returns what ops->line returned, or 0 if none held. */
+ * will not grow any more. Returns 0 (taken, or none held) or -EAGAIN (refused: the
+ * tail is PAUSED holding it). */
 int tail_flush(struct tail *t);
 
 /* Fills the identity fields of ck (fp, fp_len: the fingerprint over as many of the
@@ -126,7 +127,8 @@ enum tail_change {
         TAIL_DELETED, /* the file has no name left */
 };
 
-/* Looks at the file and its path (for rescans and directory events). */
+/* Looks at the file and its path (for rescans and directory events). A file that
+ * grew is read (even when TAIL_MOVED or TAIL_DELETED is returned). */
 enum tail_change tail_check(struct tail *t);
 
 const struct frame_stats *tail_frame_stats(const struct tail *t);

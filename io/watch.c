@@ -3,10 +3,12 @@
  * watch: see watch.h.
  *
  * Directories are kept in a list, each with its inotify watch descriptor and its
- * subscribers. Callbacks may unsubscribe (themselves or others) while events are
- * dispatched, so a removed subscriber is only marked dead and unlinked after the
- * dispatch, and a directory's inotify watch is removed only once it has no live
- * subscriber.
+ * subscribers. A rename is two events with one cookie; the cookies of IN_MOVED_FROM
+ * events that a named subscriber got are remembered (a small ring, as the pair is
+ * adjacent in the queue unless it overflowed) so the IN_MOVED_TO goes to it too. Callbacks may
+ * unsubscribe (themselves or others) while events are dispatched, so a removed subscriber is only
+ * marked dead and unlinked after the dispatch, and a directory's inotify watch is removed only once
+ * it has no live subscriber.
  */
 #include <errno.h>
 #include <stdbool.h>
@@ -37,8 +39,17 @@ struct watch_dir {
         struct watch_sub *subs;
 };
 
+#define MOVES 16
+
+struct watch_move {
+        uint32_t cookie;
+        struct watch_sub *sub;
+};
+
 struct watch {
         int fd;
+        struct watch_move moves[MOVES]; /* recent renames away from subscribed names */
+        unsigned next_move;
         struct watch_dir *dirs;
         bool dispatching;
         bool garbage; /* dead subscribers wait for the end of a dispatch */
@@ -130,6 +141,9 @@ static void watch_collect(struct watch *w)
                 while (*sp) {
                         struct watch_sub *s = *sp;
                         if (s->dead) {
+                                for (unsigned i = 0; i < MOVES; i++)
+                                        if (w->moves[i].sub == s)
+                                                w->moves[i].sub = NULL;
                                 *sp = s->next;
                                 free(s->name);
                                 free(s);
@@ -160,14 +174,31 @@ void watch_remove(struct watch *w, struct watch_sub *sub)
                 watch_collect(w);
 }
 
-static void watch_notify_dir(struct watch_dir *d, const char *name, uint32_t mask)
+static void watch_notify_dir(struct watch *w, struct watch_dir *d, const char *name, uint32_t mask,
+                             uint32_t cookie)
 {
         for (struct watch_sub *s = d->subs; s; s = s->next) {
                 if (s->dead)
                         continue;
                 if (name && s->name && strcmp(name, s->name) != 0)
                         continue;
+                if ((mask & IN_MOVED_FROM) && s->name && cookie) {
+                        w->moves[w->next_move] = (struct watch_move){cookie, s};
+                        w->next_move = (w->next_move + 1) % MOVES;
+                }
                 s->cb(s->userdata, name, mask);
+        }
+        if (!(mask & IN_MOVED_TO) || !cookie)
+                return;
+        for (unsigned i = 0; i < MOVES; i++) {
+                struct watch_move *m = &w->moves[i];
+                if (m->cookie != cookie || !m->sub)
+                        continue;
+                struct watch_sub *s = m->sub;
+                m->sub = NULL;
+                /* Renamed onto its own name: already told above. */
+                if (!s->dead && s->dir == d && strcmp(name, s->name) != 0)
+                        s->cb(s->userdata, name, mask);
         }
 }
 
@@ -191,7 +222,7 @@ int watch_dispatch(struct watch *w)
                         p += sizeof(*ev) + ev->len;
                         if (ev->mask & IN_Q_OVERFLOW) {
                                 for (struct watch_dir *d = w->dirs; d; d = d->next)
-                                        watch_notify_dir(d, NULL, IN_Q_OVERFLOW);
+                                        watch_notify_dir(w, d, NULL, IN_Q_OVERFLOW, 0);
                                 continue;
                         }
                         struct watch_dir *d;
@@ -203,10 +234,10 @@ int watch_dispatch(struct watch *w)
                         if (ev->mask & (IN_IGNORED | IN_DELETE_SELF | IN_MOVE_SELF)) {
                                 if (ev->mask & IN_IGNORED)
                                         d->wd = -1;
-                                watch_notify_dir(d, NULL, ev->mask);
+                                watch_notify_dir(w, d, NULL, ev->mask, 0);
                                 continue;
                         }
-                        watch_notify_dir(d, ev->len ? ev->name : NULL, ev->mask);
+                        watch_notify_dir(w, d, ev->len ? ev->name : NULL, ev->mask, ev->cookie);
                 }
         }
         w->dispatching = false;

@@ -7,9 +7,11 @@
  * is readable.
  *
  * A subscriber's callback gets the name of the entry an event is about and the
- * inotify mask. After a queue overflow, or when the directory itself goes away,
- * every subscriber of the affected directories (all of them, for an overflow) is
- * called with name NULL: events may have been lost, look again.
+ * inotify mask. A subscriber of one name also gets the IN_MOVED_TO that pairs (by
+ * inotify's cookie) with an IN_MOVED_FROM of its name: where the file went, even if
+ * it was created and renamed before anyone looked at it. After a queue overflow, or when the
+ * directory itself goes away, every subscriber of the affected directories (all of them, for an
+ * overflow) is called with name NULL: events may have been lost, look again.
  *
  * Threading: the event loop's thread only.
  */

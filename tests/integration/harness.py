@@ -58,8 +58,11 @@ class Ringtail:
 
     def wait_for_log(self, pattern, timeout=30):
         rx = re.compile(pattern)
-        return wait_until(lambda: rx.search(self.output()) or self._dead(pattern),
-                          timeout, f"ringtail log /{pattern}/")
+        try:
+            return wait_until(lambda: rx.search(self.output()) or self._dead(pattern),
+                              timeout, f"ringtail log /{pattern}/")
+        except AssertionError as e:
+            raise AssertionError(f"{e}; ringtail's log:\n{self.output()}") from None
 
     def _dead(self, pattern):
         if self.proc.poll() is not None and not re.search(pattern, self.output()):

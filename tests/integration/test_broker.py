@@ -81,7 +81,7 @@ def test_forced_retry_adds_no_duplicate(tmp_path, kafka_broker, topic):
     log = tmp_path / "src.log"
     log.write_bytes(b"")
     rt = Ringtail(["standalone", w, source(tmp_path, topic)], tmp_path, env=None)
-    rt.wait_for_log("reading '.*src.log' from the start")
+    rt.wait_for_log(r"reading '.*src.log' \(inode \d+\) from the start")
     first = access_log_lines(2000, "before")
     with open(log, "ab") as f:
         f.write(b"".join(l + b"\n" for l in first))
