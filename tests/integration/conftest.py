@@ -54,3 +54,10 @@ def ringtail_bin():
     path = harness.ringtail_bin()
     assert os.access(path, os.X_OK), f"{path} is not built (RINGTAIL_BIN)"
     return path
+
+
+@pytest.fixture(autouse=True)
+def reap_ringtail():
+    """No ringtail outlives its test, even one that failed before stopping it."""
+    yield
+    harness.Ringtail.reap_all()

@@ -38,7 +38,10 @@ def write_props(path, entries, header="# written by the ringtail test suite\n"):
 
 
 class Ringtail:
-    """One ringtail process; stderr goes to a file we can search."""
+    """One ringtail process; stderr goes to a file we can search. Every instance is
+    registered in `started` so a test's teardown kills what a failed test left."""
+
+    started = []
 
     def __init__(self, args, workdir, env=None):
         self.workdir = Path(workdir)
@@ -50,6 +53,20 @@ class Ringtail:
             e.update(env)
         self.proc = subprocess.Popen([ringtail_bin()] + list(args), cwd=workdir,
                                      stdout=self.log, stderr=subprocess.STDOUT, env=e)
+        Ringtail.started.append(self)
+
+    @classmethod
+    def reap_all(cls):
+        """Kills (by PID) every instance still running; returns how many were."""
+        left = [r for r in cls.started if r.proc.poll() is None]
+        for r in left:
+            r.proc.kill()
+            r.proc.wait()
+        for r in cls.started:
+            if not r.log.closed:
+                r.log.close()
+        cls.started.clear()
+        return len(left)
 
     def output(self):
         if not self.log.closed:
