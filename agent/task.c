@@ -58,14 +58,12 @@ struct tfile {
         struct ack *ack;
         bool acked_dirty; /* the acknowledged position may have moved since the last checkpoint */
         uint32_t batch_lines; /* records in the open batch */
-        bool draining;
-        bool finished; /* read to the end; freed once everything is acknowledged */
+        bool finished;        /* read to the end; freed once everything is acknowledged */
         uint64_t drain_until;
 };
 
 struct task {
         const struct task_env *env;
-        const struct cfg *conn;
         char *name, *file, *dir, *base, *topic;
         uint32_t batch_size;
         enum task_state state;
@@ -399,7 +397,6 @@ static void task_adopt(struct task *t, const char *name, uint64_t now_ms)
         }
         log_info("task '%s': '%s' was renamed to '%s' before it was read: reading it", t->name,
                  t->file, path);
-        f->draining = true;
         f->drain_until = now_ms + ROTATE_WAIT_MS;
         f->next = t->others;
         t->others = f;
@@ -419,7 +416,6 @@ static void task_check_path(struct task *t, uint64_t now_ms)
                                  ") to its end",
                                  t->name, t->file, ch == TAIL_MOVED ? "rotated" : "deleted",
                                  f->ino);
-                        f->draining = true;
                         f->drain_until = now_ms + ROTATE_WAIT_MS;
                         f->next = t->others;
                         t->others = f;
@@ -470,7 +466,6 @@ int task_new(const struct task_env *env, const struct cfg *conn, char *errbuf, s
         if (!t)
                 return -ENOMEM;
         t->env = env;
-        t->conn = conn;
         t->state = TASK_RUNNING;
         t->name = strdup(cfg_str(conn, "name"));
         t->file = strdup(cfg_str(conn, "file"));

@@ -26,13 +26,10 @@
 
 struct cfg {
         enum cfg_kind kind;
-        enum cfg_connector cls;
         const struct props *props;
-        char *origin;
         const struct cfg_def *defs;
         const struct cfg_def *defs2; /* the class's own keys (connectors) */
         char **values;               /* trimmed value or default per def, defs then defs2 */
-        bool *set;
         size_t n1, n2;
 };
 
@@ -299,7 +296,6 @@ const struct cfg_def *cfg_defs_connector(enum cfg_connector cls)
 /* ---- validation ---- */
 
 struct check {
-        const struct props *p;
         const char *origin;
         cfg_report_t report;
         void *userdata;
@@ -461,7 +457,6 @@ static int store_values(struct cfg *c, const struct cfg_def *defs, size_t base, 
                                        d->name, VALUE_MAX - 1);
                                 continue;
                         }
-                        c->set[base + i] = true;
                         if (d->flags & CFG_F_IGNORED) {
                                 report(ck, CFG_NOTICE, line, "'%s' ignored: %s", d->name, d->doc);
                         } else if (check_value(d, v, why, sizeof(why)) < 0) {
@@ -496,15 +491,12 @@ static size_t defs_len(const struct cfg_def *defs)
 int cfg_new(enum cfg_kind kind, const struct props *p, const char *origin, cfg_report_t report_cb,
             void *userdata, struct cfg **ret_cfg)
 {
-        struct check ck = {.p = p, .origin = origin, .report = report_cb, .userdata = userdata};
+        struct check ck = {.origin = origin, .report = report_cb, .userdata = userdata};
         struct cfg *c = calloc(1, sizeof(*c));
         if (!c)
                 return -ENOMEM;
         c->kind = kind;
         c->props = p;
-        c->origin = strdup(origin);
-        if (!c->origin)
-                goto nomem;
 
         if (kind == CFG_WORKER_STANDALONE) {
                 c->defs = worker_defs;
@@ -517,8 +509,7 @@ int cfg_new(enum cfg_kind kind, const struct props *p, const char *origin, cfg_r
                         for (size_t i = 0;
                              i < sizeof(connector_classes) / sizeof(connector_classes[0]); i++) {
                                 if (strcmp(buf, connector_classes[i].name) == 0) {
-                                        c->cls = connector_classes[i].cls;
-                                        c->defs2 = cfg_defs_connector(c->cls);
+                                        c->defs2 = cfg_defs_connector(connector_classes[i].cls);
                                         found = true;
                                 }
                         }
@@ -543,8 +534,7 @@ int cfg_new(enum cfg_kind kind, const struct props *p, const char *origin, cfg_r
         c->n1 = defs_len(c->defs);
         c->n2 = defs_len(c->defs2);
         c->values = calloc(c->n1 + c->n2, sizeof(*c->values));
-        c->set = calloc(c->n1 + c->n2, sizeof(*c->set));
-        if (!c->values || !c->set)
+        if (!c->values)
                 goto nomem;
         if (store_values(c, c->defs, 0, c->n1, &ck) < 0 ||
             store_values(c, c->defs2, c->n1, c->n2, &ck) < 0)
@@ -602,24 +592,9 @@ bool cfg_bool(const struct cfg *c, const char *key)
         return strcasecmp(c->values[cfg_index(c, key)], "true") == 0;
 }
 
-bool cfg_is_set(const struct cfg *c, const char *key)
-{
-        return c->set[cfg_index(c, key)];
-}
-
 const struct props *cfg_props(const struct cfg *c)
 {
         return c->props;
-}
-
-const char *cfg_origin(const struct cfg *c)
-{
-        return c->origin;
-}
-
-enum cfg_connector cfg_connector_class(const struct cfg *c)
-{
-        return c->cls;
 }
 
 void cfg_free(struct cfg *c)
@@ -630,7 +605,5 @@ void cfg_free(struct cfg *c)
                 for (size_t i = 0; i < c->n1 + c->n2; i++)
                         free(c->values[i]);
         free(c->values);
-        free(c->set);
-        free(c->origin);
         free(c);
 }

@@ -79,17 +79,14 @@ int cfg_new(enum cfg_kind kind, const struct props *p, const char *origin, cfg_r
 const char *cfg_str(const struct cfg *c, const char *key);
 int64_t cfg_int(const struct cfg *c, const char *key);
 bool cfg_bool(const struct cfg *c, const char *key);
-bool cfg_is_set(const struct cfg *c, const char *key);
 
-/* The raw properties and the origin given to cfg_new(). */
+/* The raw properties given to cfg_new(). */
 const struct props *cfg_props(const struct cfg *c);
-const char *cfg_origin(const struct cfg *c);
 
 /* Connector classes ringtail runs. */
 enum cfg_connector {
         CFG_CONN_FILE_SOURCE,
 };
-enum cfg_connector cfg_connector_class(const struct cfg *c);
 
 /* The definitions of a kind of config, for `ringtail validate --describe`:
  * NULL-terminated by a def with name NULL. For connectors, one table per class. */

@@ -131,8 +131,6 @@ enum tail_change {
  * grew is read (even when TAIL_MOVED or TAIL_DELETED is returned). */
 enum tail_change tail_check(struct tail *t);
 
-const struct frame_stats *tail_frame_stats(const struct tail *t);
-
 /* NULL is a no-op. Closes the file, now or when the read in flight completes; no
  * callback runs after this. */
 void tail_free(struct tail *t);
