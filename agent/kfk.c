@@ -88,10 +88,13 @@ static void kfk_log_cb(const rd_kafka_t *rk, int level, const char *fac, const c
         log_at(l, "kafka: %s: %s", fac, buf);
 }
 
-/* Java producer keys librdkafka lacks, translated; returns value in buf. */
-static int kfk_translate(const char *key, const char *value, const char **ret_key, char *buf,
-                         size_t buflen)
+/* Java producer keys librdkafka lacks, translated. *ret_value is value, or buf for
+ * buffer.memory (bytes in Java, KiB in librdkafka). */
+static int kfk_translate(const char *key, const char *value, const char **ret_key,
+                         const char **ret_value, char *buf, size_t buflen)
 {
+        *ret_key = key;
+        *ret_value = value;
         if (strcmp(key, "buffer.memory") == 0) {
                 char *end;
                 errno = 0;
@@ -100,16 +103,12 @@ static int kfk_translate(const char *key, const char *value, const char **ret_ke
                         return -EINVAL;
                 *ret_key = "queue.buffering.max.kbytes";
                 snprintf(buf, buflen, "%llu", bytes / 1024);
-                return 0;
-        }
-        if (strcmp(key, "max.request.size") == 0) {
+                *ret_value = buf;
+        } else if (strcmp(key, "max.request.size") == 0) {
                 *ret_key = "message.max.bytes";
         } else if (strcmp(key, "delivery.timeout.ms") == 0) {
                 *ret_key = "message.timeout.ms";
-        } else {
-                *ret_key = key;
         }
-        snprintf(buf, buflen, "%s", value);
         return 0;
 }
 
@@ -121,18 +120,34 @@ static int kfk_conf_apply(rd_kafka_conf_t *rc, const struct props *p, const char
                 const struct props_entry *e = props_at(p, i);
                 if (strncmp(e->key, prefix, plen) != 0)
                         continue;
-                const char *key = e->key + plen, *rkey;
-                char value[1024], why[512];
-                if (kfk_translate(key, e->value, &rkey, value, sizeof(value)) < 0) {
+                /* Trimmed as Java's producer config trims; values may be long (PEM). */
+                const char *v = e->value;
+                while (*v && (unsigned char)*v <= ' ')
+                        v++;
+                size_t n = strlen(v);
+                while (n > 0 && (unsigned char)v[n - 1] <= ' ')
+                        n--;
+                char *value = strndup(v, n);
+                if (!value) {
+                        snprintf(errbuf, errlen, "out of memory");
+                        return -ENOMEM;
+                }
+                const char *rkey, *rvalue;
+                char num[32], why[512];
+                int r = 0;
+                if (kfk_translate(e->key + plen, value, &rkey, &rvalue, num, sizeof(num)) < 0) {
                         snprintf(errbuf, errlen, "%s='%s' is not valid: expected bytes >= 1024",
-                                 e->key, e->value);
-                        return -EINVAL;
-                }
-                if (rd_kafka_conf_set(rc, rkey, value, why, sizeof(why)) != RD_KAFKA_CONF_OK) {
+                                 e->key, value);
+                        r = -EINVAL;
+                } else if (rd_kafka_conf_set(rc, rkey, rvalue, why, sizeof(why)) !=
+                           RD_KAFKA_CONF_OK) {
                         snprintf(errbuf, errlen, "%s='%s' is not valid: librdkafka: %s", e->key,
-                                 e->value, why);
-                        return -EINVAL;
+                                 value, why);
+                        r = -EINVAL;
                 }
+                free(value);
+                if (r < 0)
+                        return r;
         }
         return 0;
 }

@@ -412,3 +412,22 @@ def test_file_replaced_while_stopped_is_read_from_start(tmp_path, bootstrap, top
     got = wait_for_count(bootstrap, topic, 30)
     assert values(got)[10:] == [f"NEW {i:03d}".encode() for i in range(20)]
     assert rt.stop() == 0
+
+
+def test_producer_keys_trimmed_and_passed_through(tmp_path):
+    """producer.* values are trimmed as Connect trims them (a .properties file keeps
+    trailing whitespace) and handed to librdkafka; one it rejects names key and value."""
+    (tmp_path / "w.properties").write_text(
+        "bootstrap.servers=embedded\nkey.converter=StringConverter\n"
+        "value.converter=StringConverter\n"
+        f"offset.storage.file.filename={tmp_path}/offsets\n"
+        "producer.linger.ms = 7   \nproducer.compression.type=lz4\t\n")
+    source = quickstart_source(tmp_path, "trim-test", file=str(tmp_path / "in.log"))
+    rt = Ringtail(["standalone", str(tmp_path / "w.properties"), source], tmp_path)
+    rt.wait_for_log("waiting for '.*in.log' to appear")
+    assert rt.stop() == 0, rt.output()
+    (tmp_path / "w.properties").write_text(
+        (tmp_path / "w.properties").read_text() + "producer.linger.ms=soon\n")
+    rt = Ringtail(["standalone", str(tmp_path / "w.properties"), source], tmp_path)
+    assert rt.wait(30) == 2
+    assert "producer.linger.ms='soon' is not valid: librdkafka: " in rt.output()
