@@ -31,6 +31,20 @@ def wait_until(pred, timeout, what, interval=0.05):
         time.sleep(interval)
 
 
+def worker_props(tmp_path, bootstrap, name="connect-standalone.properties", **extra):
+    """A standalone worker file: StringConverter, checkpoints in tmp_path, flushed
+    every second; extra keys override (dots and all: pass them as **{...})."""
+    entries = {
+        "bootstrap.servers": bootstrap,
+        "key.converter": "org.apache.kafka.connect.storage.StringConverter",
+        "value.converter": "org.apache.kafka.connect.storage.StringConverter",
+        "offset.storage.file.filename": str(tmp_path / "connect.offsets"),
+        "offset.flush.interval.ms": "1000",
+    }
+    entries.update(extra)
+    return write_props(tmp_path / name, entries)
+
+
 def write_props(path, entries, header="# written by the ringtail test suite\n"):
     text = header + "".join(f"{k}={v}\n" for k, v in entries.items())
     Path(path).write_text(text)
@@ -130,28 +144,26 @@ def kcat_consume(bootstrap, topic, extra=(), limit=None):
     out = r.stdout
     msgs = []
     i = 0
+
+    def field():  # an integer up to the next tab
+        nonlocal i
+        j = out.index(b"\t", i)
+        v = int(out[i:j])
+        i = j + 1
+        return v
+
+    def blob(n):  # n bytes, or None for -1 (null)
+        nonlocal i
+        if n < 0:
+            return None
+        i += n
+        return out[i - n:i]
+
     while i < len(out):
         # partition \t offset \t keylen \t key valuelen \t value \n
-        j = out.index(b"\t", i)
-        part = int(out[i:j])
-        i = j + 1
-        j = out.index(b"\t", i)
-        off = int(out[i:j])
-        i = j + 1
-        j = out.index(b"\t", i)
-        klen = int(out[i:j])
-        i = j + 1
-        key = None
-        if klen >= 0:
-            key = out[i:i + klen]
-            i += klen
-        j = out.index(b"\t", i)
-        vlen = int(out[i:j])
-        i = j + 1
-        value = None
-        if vlen >= 0:
-            value = out[i:i + vlen]
-            i += vlen
+        part, off = field(), field()
+        key = blob(field())
+        value = blob(field())
         assert out[i:i + 1] == b"\n", f"kcat output framing broken at byte {i}"
         i += 1
         msgs.append((part, off, key, value))

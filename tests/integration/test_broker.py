@@ -13,15 +13,7 @@ from harness import Ringtail, kcat_consume, values, wait_for_count, write_props
 
 
 def worker(tmp_path, bootstrap, **extra):
-    entries = {
-        "bootstrap.servers": bootstrap,
-        "key.converter": "org.apache.kafka.connect.storage.StringConverter",
-        "value.converter": "org.apache.kafka.connect.storage.StringConverter",
-        "offset.storage.file.filename": str(tmp_path / "offsets"),
-        "offset.flush.interval.ms": "1000",
-    }
-    entries.update(extra)
-    return write_props(tmp_path / "worker.properties", entries)
+    return harness.worker_props(tmp_path, bootstrap, "worker.properties", **extra)
 
 
 def source(tmp_path, topic, name="src"):

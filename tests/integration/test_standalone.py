@@ -26,17 +26,14 @@ def envelope(line: bytes) -> bytes:
 
 
 def quickstart_worker(tmp_path, bootstrap, **extra):
-    entries = {
-        "bootstrap.servers": bootstrap,
+    """The quickstart's worker file: JsonConverter with schemas, 10 s flushes."""
+    return harness.worker_props(tmp_path, bootstrap, **{
         "key.converter": "org.apache.kafka.connect.json.JsonConverter",
         "value.converter": "org.apache.kafka.connect.json.JsonConverter",
         "key.converter.schemas.enable": "true",
         "value.converter.schemas.enable": "true",
-        "offset.storage.file.filename": str(tmp_path / "connect.offsets"),
         "offset.flush.interval.ms": "10000",
-    }
-    entries.update(extra)
-    return write_props(tmp_path / "connect-standalone.properties", entries)
+        **extra})
 
 
 def quickstart_source(tmp_path, topic, file="test.txt", **extra):
