@@ -160,6 +160,11 @@ const struct tail_ckpt *ack_position(const struct ack *a)
         return &a->position;
 }
 
+const struct tail_ckpt *ack_last_sealed(const struct ack *a)
+{
+        return a->tail ? &a->tail->pos : &a->position;
+}
+
 size_t ack_in_flight(const struct ack *a)
 {
         return a->in_flight;

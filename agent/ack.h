@@ -58,6 +58,10 @@ void *ack_userdata(const struct ack *a);
 /* Everything before position->offset is acknowledged. */
 const struct tail_ckpt *ack_position(const struct ack *a);
 
+/* The end of the last sealed batch (the position if none is queued): where the
+ * file has been read and sent up to, with its identity there. */
+const struct tail_ckpt *ack_last_sealed(const struct ack *a);
+
 /* Records produced and not yet reported. */
 size_t ack_in_flight(const struct ack *a);
 

@@ -185,6 +185,17 @@ int kfk_producer_new(const struct kfk_conf *conf, char *errbuf, size_t errlen, s
                 r = -EINVAL;
                 goto fail_conf;
         }
+        if (conf->buffer_memory > 0) {
+                char kb[32];
+                snprintf(kb, sizeof(kb), "%lld", (long long)((conf->buffer_memory + 1023) / 1024));
+                if (rd_kafka_conf_set(rc, "queue.buffering.max.kbytes", kb, why, sizeof(why)) !=
+                    RD_KAFKA_CONF_OK) {
+                        snprintf(errbuf, errlen, "buffer.memory=%lld: %s",
+                                 (long long)conf->buffer_memory, why);
+                        r = -EINVAL;
+                        goto fail_conf;
+                }
+        }
         r = kfk_conf_apply(rc, conf->worker, "producer.", errbuf, errlen);
         if (r < 0)
                 goto fail_conf;
@@ -243,13 +254,8 @@ void kfk_serve(struct kfk *k)
         rd_kafka_poll(k->rk, 0);
 }
 
-int kfk_produce(struct kfk *k, const void *key, size_t key_len, const void *value, size_t value_len,
-                void *msg_opaque)
+static int kfk_produce_err(struct kfk *k, rd_kafka_resp_err_t err)
 {
-        if (rd_kafka_produce(k->rkt, RD_KAFKA_PARTITION_UA, RD_KAFKA_MSG_F_COPY, (void *)value,
-                             value_len, key, key_len, msg_opaque) == 0)
-                return 0;
-        rd_kafka_resp_err_t err = rd_kafka_last_error();
         snprintf(k->last_error, sizeof(k->last_error), "%s", rd_kafka_err2str(err));
         switch (err) {
         case RD_KAFKA_RESP_ERR__QUEUE_FULL:
@@ -261,6 +267,38 @@ int kfk_produce(struct kfk *k, const void *key, size_t key_len, const void *valu
         default:
                 return -EIO;
         }
+}
+
+int kfk_produce(struct kfk *k, const void *key, size_t key_len, const void *value, size_t value_len,
+                void *msg_opaque)
+{
+        if (rd_kafka_produce(k->rkt, RD_KAFKA_PARTITION_UA, RD_KAFKA_MSG_F_COPY, (void *)value,
+                             value_len, key, key_len, msg_opaque) == 0)
+                return 0;
+        return kfk_produce_err(k, rd_kafka_last_error());
+}
+
+int kfk_produce_hdrs(struct kfk *k, const void *key, size_t key_len, const void *value,
+                     size_t value_len, const struct kfk_header *hdrs, size_t n_hdrs,
+                     void *msg_opaque)
+{
+        if (n_hdrs == 0)
+                return kfk_produce(k, key, key_len, value, value_len, msg_opaque);
+        rd_kafka_headers_t *h = rd_kafka_headers_new(n_hdrs);
+        if (!h)
+                return -ENOMEM;
+        for (size_t i = 0; i < n_hdrs; i++)
+                (void)rd_kafka_header_add(h, hdrs[i].name, -1, hdrs[i].value,
+                                          (ssize_t)hdrs[i].value_len);
+        rd_kafka_resp_err_t err = rd_kafka_producev(
+                k->rk, RD_KAFKA_V_RKT(k->rkt), RD_KAFKA_V_PARTITION(RD_KAFKA_PARTITION_UA),
+                RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                RD_KAFKA_V_VALUE((void *)value, value_len), RD_KAFKA_V_KEY(key, key_len),
+                RD_KAFKA_V_HEADERS(h), RD_KAFKA_V_OPAQUE(msg_opaque), RD_KAFKA_V_END);
+        if (err == RD_KAFKA_RESP_ERR_NO_ERROR)
+                return 0; /* librdkafka owns the headers now */
+        rd_kafka_headers_destroy(h);
+        return kfk_produce_err(k, err);
 }
 
 const char *kfk_last_error(const struct kfk *k)

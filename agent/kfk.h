@@ -21,6 +21,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 struct props;
 struct kfk;
@@ -43,6 +44,7 @@ struct kfk_conf {
         kfk_dr_cb_t dr;
         kfk_error_cb_t error;
         void *userdata;
+        int64_t buffer_memory; /* > 0: bytes librdkafka may queue (before producer.* keys) */
 };
 
 /* Returns 0, -EINVAL for a configuration librdkafka rejects (errbuf names the key,
@@ -63,6 +65,17 @@ void kfk_serve(struct kfk *k);
  * error), -EIO (other; errbuf filled by kfk_last_error()). */
 int kfk_produce(struct kfk *k, const void *key, size_t key_len, const void *value, size_t value_len,
                 void *msg_opaque);
+
+struct kfk_header {
+        const char *name; /* NUL-terminated */
+        const void *value;
+        size_t value_len;
+};
+
+/* kfk_produce() with record headers (copied). Same returns, and -ENOMEM. */
+int kfk_produce_hdrs(struct kfk *k, const void *key, size_t key_len, const void *value,
+                     size_t value_len, const struct kfk_header *hdrs, size_t n_hdrs,
+                     void *msg_opaque);
 
 /* Text of the last kfk_produce() failure. */
 const char *kfk_last_error(const struct kfk *k);

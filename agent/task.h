@@ -1,8 +1,11 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * task: a FileStreamSource task. It follows the path in `file`, hands each line to
- * the value converter and the producer, and keeps, per file it reads, the offset up
- * to which every line has been acknowledged by Kafka.
+ * task: a source task, TailSource or FileStreamSource (a TailSource of one literal
+ * path with Connect's behaviour). It finds the files its globs match, follows them
+ * through every kind of rotation by identity (device + inode + fingerprint), frames
+ * their lines (and joins multiline records), hands each record to the converter and
+ * the producer, and keeps, per file, the offset up to which every line has been
+ * acknowledged by Kafka.
  *
  * Threading: the worker's event loop thread only.
  */
@@ -33,16 +36,21 @@ enum task_state {
 };
 
 /* Builds the task of connector config conn (validated). Returns 0, -EINVAL with
- * errbuf filled (bad producer settings, ...), -ENOMEM. env and conn must outlive it. */
+ * errbuf filled (bad globs, bad producer settings, ...), -ENOMEM. env and conn must
+ * outlive it. */
 int task_new(const struct task_env *env, const struct cfg *conn, char *errbuf, size_t errlen,
              struct task **ret_task);
 
-/* Opens the file (or waits for it) and starts reading. */
+/* Finishes what the checkpoints say was left unfinished (files rotated while the
+ * agent was stopped), finds the files and starts reading. */
 void task_start(struct task *t, uint64_t now_ms);
 
-/* Periodic look at the file and its path, for filesystems where inotify is silent,
- * and to finish rotated files. */
-void task_scan(struct task *t, uint64_t now_ms);
+/* Runs what is due at now_ms (rescan, multiline and partial-line timeouts, closing
+ * idle files, finishing rotated ones). Returns when it is next due. */
+uint64_t task_tick(struct task *t, uint64_t now_ms);
+
+/* When task_tick() is next due (events may bring it forward). */
+uint64_t task_next_due(const struct task *t);
 
 /* Records acknowledged offsets in the store (the caller commits it). Returns the
  * number of files whose offset changed, or -errno. */

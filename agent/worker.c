@@ -36,8 +36,7 @@
 #include "io/watch.h"
 #include "offsets/off.h"
 
-#define SCAN_INTERVAL_MS 1000
-#define CLOSE_WAIT_MS    5000
+#define CLOSE_WAIT_MS 5000
 
 struct conn {
         char *path;
@@ -320,31 +319,35 @@ static int worker_loop(struct worker *w)
 {
         const uint64_t flush_ms = (uint64_t)cfg_int(w->wcfg, "offset.flush.interval.ms");
         uint64_t now = clock_ms();
-        uint64_t next_flush = now + flush_ms, next_scan = now + SCAN_INTERVAL_MS;
+        uint64_t next_flush = now + flush_ms;
 
         for (int i = 0; i < w->n_tasks; i++)
                 task_start(w->tasks[i], now);
 
         while (!w->stop) {
-                uint64_t next = next_flush < next_scan ? next_flush : next_scan;
-                int timeout = next > now ? (int)(next - now) : 0;
+                uint64_t next = next_flush;
+                for (int i = 0; i < w->n_tasks; i++) {
+                        uint64_t due = task_next_due(w->tasks[i]);
+                        if (due < next)
+                                next = due;
+                }
+                int timeout =
+                        next > now ? (next - now > INT32_MAX ? INT32_MAX : (int)(next - now)) : 0;
                 int r = io_run(w->loop, timeout);
                 if (r < 0) {
                         log_error("worker: event loop: %s", strerror(-r));
                         return WORKER_EXIT_RUNTIME;
                 }
                 now = clock_ms();
-                if (now >= next_scan) {
-                        int failed = 0;
-                        for (int i = 0; i < w->n_tasks; i++) {
-                                task_scan(w->tasks[i], now);
-                                failed += task_get_state(w->tasks[i]) == TASK_FAILED;
-                        }
-                        if (failed == w->n_tasks) {
-                                log_error("worker: every task has failed: stopping");
-                                w->stop = true;
-                        }
-                        next_scan = now + SCAN_INTERVAL_MS;
+                int failed = 0;
+                for (int i = 0; i < w->n_tasks; i++) {
+                        if (now >= task_next_due(w->tasks[i]))
+                                (void)task_tick(w->tasks[i], now);
+                        failed += task_get_state(w->tasks[i]) == TASK_FAILED;
+                }
+                if (failed == w->n_tasks) {
+                        log_error("worker: every task has failed: stopping");
+                        w->stop = true;
                 }
                 if (now >= next_flush) {
                         (void)worker_checkpoint(w);
@@ -482,4 +485,5 @@ void worker_describe(void)
         describe_table("worker (standalone)", cfg_defs_worker());
         describe_table("connector (every class)", cfg_defs_connector_common());
         describe_table("connector: FileStreamSource", cfg_defs_connector(CFG_CONN_FILE_SOURCE));
+        describe_table("connector: TailSource", cfg_defs_connector(CFG_CONN_TAIL_SOURCE));
 }

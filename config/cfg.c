@@ -19,6 +19,9 @@
 #include <string.h>
 #include <strings.h>
 
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include <pcre2.h>
+
 #include "config/cfg.h"
 #include "config/props.h"
 
@@ -29,7 +32,8 @@ struct cfg {
         const struct props *props;
         const struct cfg_def *defs;
         const struct cfg_def *defs2; /* the class's own keys (connectors) */
-        char **values;               /* trimmed value or default per def, defs then defs2 */
+        enum cfg_connector cls;
+        char **values; /* trimmed value or default per def, defs then defs2 */
         size_t n1, n2;
 };
 
@@ -138,6 +142,93 @@ static int check_io_backend(const char *v, char *why, size_t why_len)
         if (strcmp(v, "auto") == 0 || strcmp(v, "io_uring") == 0 || strcmp(v, "poll") == 0)
                 return 0;
         snprintf(why, why_len, "expected auto, io_uring or poll");
+        return -EINVAL;
+}
+
+static int check_choice(const char *v, const char *const *choices, char *why, size_t why_len)
+{
+        size_t used = 0;
+        for (size_t i = 0; choices[i]; i++)
+                if (strcmp(v, choices[i]) == 0)
+                        return 0;
+        used += (size_t)snprintf(why, why_len, "expected ");
+        for (size_t i = 0; choices[i] && used < why_len; i++)
+                used += (size_t)snprintf(why + used, why_len - used, "%s%s",
+                                         i == 0           ? ""
+                                         : choices[i + 1] ? ", "
+                                                          : " or ",
+                                         choices[i]);
+        return -EINVAL;
+}
+
+#define CHOICE_CHECK(fn, ...)                                                                      \
+        static int fn(const char *v, char *why, size_t why_len)                                    \
+        {                                                                                          \
+                static const char *const c[] = {__VA_ARGS__, NULL};                                \
+                return check_choice(v, c, why, why_len);                                           \
+        }
+CHOICE_CHECK(check_read_from, "beginning", "end")
+CHOICE_CHECK(check_long_policy, "split", "truncate", "skip")
+CHOICE_CHECK(check_empty_lines, "keep", "skip")
+CHOICE_CHECK(check_key_mode, "none", "path", "host")
+
+/* Each comma-separated item must be a non-empty glob; the glob syntax itself is
+ * checked when the task compiles the set (io/glob). */
+static int check_globs(const char *v, char *why, size_t why_len, bool required)
+{
+        if (!*v && !required)
+                return 0;
+        const char *p = v;
+        for (;;) {
+                const char *comma = strchr(p, ',');
+                size_t n = comma ? (size_t)(comma - p) : strlen(p);
+                while (n > 0 && (unsigned char)*p <= 0x20) {
+                        p++;
+                        n--;
+                }
+                while (n > 0 && (unsigned char)p[n - 1] <= 0x20)
+                        n--;
+                if (n == 0 || p[n - 1] == '/') {
+                        snprintf(why, why_len,
+                                 "expected comma-separated file globs (such as "
+                                 "/var/log/app/*.log,/srv/*/logs/**/*.log), each naming files");
+                        return -EINVAL;
+                }
+                if (!comma)
+                        return 0;
+                p = comma + 1;
+        }
+}
+
+static int check_files(const char *v, char *why, size_t why_len)
+{
+        return check_globs(v, why, why_len, true);
+}
+
+static int check_exclude(const char *v, char *why, size_t why_len)
+{
+        return check_globs(v, why, why_len, false);
+}
+
+/* Compiled here only to reject a bad pattern before anything starts; the task
+ * compiles it again (io/multiline). */
+static int check_regex(const char *v, char *why, size_t why_len)
+{
+        if (!*v)
+                return 0;
+        int code;
+        PCRE2_SIZE at;
+        pcre2_code *re = pcre2_compile((PCRE2_SPTR)v, PCRE2_ZERO_TERMINATED,
+                                       PCRE2_UTF | PCRE2_MATCH_INVALID_UTF, &code, &at, NULL);
+        if (re) {
+                pcre2_code_free(re);
+                return 0;
+        }
+        PCRE2_UCHAR msg[256];
+        if (pcre2_get_error_message(code, msg, sizeof(msg)) < 0)
+                snprintf((char *)msg, sizeof(msg), "error %d", code);
+        snprintf(why, why_len, "expected a PCRE2 regular expression (at offset %zu: %s)",
+                 (size_t)at, (const char *)msg);
         return -EINVAL;
 }
 
@@ -252,11 +343,58 @@ static const struct cfg_def connector_defs[] = {
         {NULL},
 };
 
+/* Line handling shared by the source connectors. */
+#define LINE_KEYS(dflt_read_from)                                                                  \
+        STRC("read.from", dflt_read_from, check_read_from,                                         \
+             "where a file with no checkpoint that exists at start is read from: beginning or "    \
+             "end (files that appear later are always read from the beginning)"),                  \
+                INT("max.line.bytes", "934464", 1, 256 * 1024 * 1024,                              \
+                    "longest line sent as one record (below the producer's message.max.bytes)"),   \
+                STRC("long.line.policy", "split", check_long_policy,                               \
+                     "longer lines: split (pieces of max.line.bytes), truncate or skip"),          \
+                STRC("empty.lines", "keep", check_empty_lines, "empty lines: keep or skip"),       \
+                LONG("partial.line.flush.ms", "0", 0, INT64_MAX,                                   \
+                     "send a last line with no newline after it waited this long (0: wait "        \
+                     "for the newline)"),                                                          \
+                INT("fingerprint.bytes", "1024", 16, 65536,                                        \
+                    "bytes at the start of a file hashed into its identity"),                      \
+                LONG("close.inactive.ms", "60000", 100, INT64_MAX,                                 \
+                     "close a file idle this long (reopened when it grows); a rotated file is "    \
+                     "finished after this long idle"),                                             \
+                LONG("scan.interval.ms", "10000", 100, INT64_MAX,                                  \
+                     "rescan of paths and globs, for filesystems where inotify is silent")
+
 static const struct cfg_def file_source_defs[] = {
         STRC("file", NULL, check_file, "the file to read"),
         STRC("topic", NULL, check_topic, "the topic to write to"),
         INT("batch.size", "2000", 1, INT32_MAX,
             "most lines per acknowledgement batch (Connect: records per poll)"),
+        {NULL},
+};
+
+static const struct cfg_def tail_source_defs[] = {
+        STRC("files", NULL, check_files,
+             "comma-separated globs of the files to read (* ? [..] in a name, ** any depth)"),
+        STRC("exclude", "", check_exclude, "comma-separated globs of files to leave out"),
+        STRC("topic", NULL, check_topic, "the topic to write to"),
+        INT("batch.size", "2000", 1, INT32_MAX, "most lines per acknowledgement batch"),
+        LINE_KEYS("beginning"),
+        STRC("multiline.start.pattern", "", check_regex,
+             "PCRE2 regex of the lines that start a record; other lines are joined to the "
+             "record with \\n (empty: every line is a record)"),
+        INT("multiline.max.lines", "500", 1, INT32_MAX,
+            "most lines in one record; the next line starts a new one"),
+        INT("multiline.max.bytes", "934464", 1, 256 * 1024 * 1024,
+            "most bytes in one joined record; the next line starts a new one"),
+        LONG("multiline.timeout.ms", "1000", 1, INT64_MAX,
+             "send a joined record when no line followed it for this long"),
+        INT("max.open.files", "1024", 1, 1024 * 1024,
+            "most files open at once; idle ones are closed first"),
+        LONG("buffer.memory", "16777216", 1024, INT64_MAX,
+             "bytes of records waiting for Kafka; reading pauses at the cap"),
+        BOOL("headers.source", "false",
+             "add headers file.path, file.offset (of the line) and host.name to each record"),
+        STRC("key.mode", "none", check_key_mode, "record key: none, path (of the file) or host"),
         {NULL},
 };
 
@@ -267,15 +405,20 @@ static const struct {
         {"FileStreamSource", CFG_CONN_FILE_SOURCE},
         {"FileStreamSourceConnector", CFG_CONN_FILE_SOURCE},
         {"org.apache.kafka.connect.file.FileStreamSourceConnector", CFG_CONN_FILE_SOURCE},
+        {"TailSource", CFG_CONN_TAIL_SOURCE},
 };
 
 static const char *const later_classes[] = {
         "FileStreamSink",
         "FileStreamSinkConnector",
         "org.apache.kafka.connect.file.FileStreamSinkConnector",
-        "TailSource",
         "FileSink",
 };
+
+enum cfg_connector cfg_connector_class(const struct cfg *c)
+{
+        return c->cls;
+}
 
 const struct cfg_def *cfg_defs_worker(void)
 {
@@ -289,8 +432,7 @@ const struct cfg_def *cfg_defs_connector_common(void)
 
 const struct cfg_def *cfg_defs_connector(enum cfg_connector cls)
 {
-        (void)cls;
-        return file_source_defs;
+        return cls == CFG_CONN_TAIL_SOURCE ? tail_source_defs : file_source_defs;
 }
 
 /* ---- validation ---- */
@@ -510,6 +652,7 @@ int cfg_new(enum cfg_kind kind, const struct props *p, const char *origin, cfg_r
                              i < sizeof(connector_classes) / sizeof(connector_classes[0]); i++) {
                                 if (strcmp(buf, connector_classes[i].name) == 0) {
                                         c->defs2 = cfg_defs_connector(connector_classes[i].cls);
+                                        c->cls = connector_classes[i].cls;
                                         found = true;
                                 }
                         }
@@ -521,13 +664,15 @@ int cfg_new(enum cfg_kind kind, const struct props *p, const char *origin, cfg_r
                         if (!found && later)
                                 report(&ck, CFG_ERROR, line,
                                        "connector.class='%s' is not valid: this connector is not "
-                                       "available in this version (FileStreamSource is)",
+                                       "available in this version (FileStreamSource and TailSource "
+                                       "are)",
                                        buf);
                         else if (!found && *buf)
                                 report(&ck, CFG_ERROR, line,
                                        "connector.class='%s' is not valid: expected "
                                        "FileStreamSource (or "
-                                       "org.apache.kafka.connect.file.FileStreamSourceConnector)",
+                                       "org.apache.kafka.connect.file.FileStreamSourceConnector) "
+                                       "or TailSource",
                                        buf);
                 }
         }

@@ -86,7 +86,11 @@ const struct props *cfg_props(const struct cfg *c);
 /* Connector classes ringtail runs. */
 enum cfg_connector {
         CFG_CONN_FILE_SOURCE,
+        CFG_CONN_TAIL_SOURCE,
 };
+
+/* The class of a connector config. */
+enum cfg_connector cfg_connector_class(const struct cfg *c);
 
 /* The definitions of a kind of config, for `ringtail validate --describe`:
  * NULL-terminated by a def with name NULL. For connectors, one table per class. */

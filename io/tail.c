@@ -45,6 +45,7 @@ struct tail {
 
         uint64_t fp;
         uint32_t fp_len;
+        uint64_t consumed; /* just past the last line ops->line() took */
 };
 
 static void tail_read(struct tail *t);
@@ -102,6 +103,21 @@ enum tail_state tail_get_state(const struct tail *t)
 uint64_t tail_read_offset(const struct tail *t)
 {
         return frame_read_offset(t->frame);
+}
+
+uint64_t tail_consumed_offset(const struct tail *t)
+{
+        return t->consumed;
+}
+
+size_t tail_held(const struct tail *t)
+{
+        return frame_held(t->frame);
+}
+
+const struct frame_stats *tail_frame_stats(const struct tail *t)
+{
+        return frame_stats(t->frame);
 }
 
 /* Reads exactly len bytes at off (short only at end of file). Returns bytes or -errno. */
@@ -185,13 +201,18 @@ int tail_ckpt_fill(struct tail *t, struct tail_ckpt *ck)
 
         const char *p;
         size_t n;
-        if (frame_bytes_before(t->frame, ck->offset, TAIL_HASH_BYTES, &p, &n)) {
+        if (frame_bytes_before(t->frame, ck->offset, TAIL_HASH_BYTES, &p, &n) &&
+            (n == TAIL_HASH_BYTES || n == ck->offset)) {
                 ck->tail_hash = XXH3_64bits(p, n);
                 ck->tail_len = (uint32_t)n;
-        } else {
-                ck->tail_hash = 0;
-                ck->tail_len = 0;
+                return 0;
         }
+        /* Not (all) in the buffer any more: read them again (page cache). */
+        uint32_t len = ck->offset < TAIL_HASH_BYTES ? (uint32_t)ck->offset : TAIL_HASH_BYTES;
+        ck->tail_hash = 0;
+        ck->tail_len = 0;
+        if (len > 0 && tail_hash_range(t, ck->offset - len, len, &ck->tail_hash) == 0)
+                ck->tail_len = len;
         return 0;
 }
 
@@ -204,8 +225,10 @@ static void tail_fail(struct tail *t, int err)
 /* Offers one line; a refused line is held and the tail pauses. Returns false then. */
 static bool tail_offer(struct tail *t, const struct frame_line *line)
 {
-        if (t->ops->line(t->userdata, line) != -EAGAIN)
+        if (t->ops->line(t->userdata, line) != -EAGAIN) {
+                t->consumed = line->end;
                 return true;
+        }
         t->held = *line;
         t->holding = true;
         t->state = TAIL_PAUSED;
@@ -228,6 +251,17 @@ static bool tail_deliver(struct tail *t)
         return true;
 }
 
+/* The file was truncated (and maybe written again): start again at 0. */
+static void tail_restart(struct tail *t)
+{
+        uint64_t consumed = t->consumed;
+        frame_reset(t->frame, 0);
+        t->holding = false;
+        t->fp_len = 0;
+        t->consumed = 0;
+        t->ops->truncated(t->userdata, consumed);
+}
+
 /* At end of file: a file now shorter than our position was truncated. */
 static bool tail_check_truncated(struct tail *t)
 {
@@ -235,11 +269,22 @@ static bool tail_check_truncated(struct tail *t)
         uint64_t pos = frame_read_offset(t->frame);
         if (fstat(t->fd, &st) < 0 || (uint64_t)st.st_size >= pos)
                 return false;
-        frame_reset(t->frame, 0);
-        t->holding = false;
-        t->fp_len = 0;
-        t->ops->truncated(t->userdata, pos);
+        tail_restart(t);
         return true;
+}
+
+/* Before reading on from an idle position: a file truncated and written past our
+ * position again since the last read (copytruncate under a busy writer) no longer
+ * starts with the bytes it was fingerprinted by. One small pread per wake. */
+static void tail_check_rewritten(struct tail *t)
+{
+        uint64_t h;
+        if (t->fp_len == 0)
+                return;
+        int r = tail_hash_range(t, 0, t->fp_len, &h);
+        if ((r == 0 && h == t->fp) || (r < 0 && r != -ENODATA))
+                return;
+        tail_restart(t);
 }
 
 static void tail_read_cb(struct io_op *op, int res)
@@ -298,6 +343,7 @@ int tail_start(struct tail *t, uint64_t offset)
         if (t->state != TAIL_NEW)
                 return -EALREADY;
         frame_reset(t->frame, offset);
+        t->consumed = offset;
         tail_read(t);
         return t->state == TAIL_FAILED ? -EIO : 0;
 }
@@ -306,6 +352,7 @@ void tail_wake(struct tail *t)
 {
         switch (t->state) {
         case TAIL_IDLE:
+                tail_check_rewritten(t);
                 tail_read(t);
                 break;
         case TAIL_READING:
@@ -350,6 +397,7 @@ enum tail_change tail_check(struct tail *t)
         if (fstat(t->fd, &st) == 0) {
                 if (t->state == TAIL_IDLE && (uint64_t)st.st_size != frame_read_offset(t->frame)) {
                         /* Grown, or shrunk (the read at the end detects truncation). */
+                        tail_check_rewritten(t);
                         tail_read(t);
                         grew = true;
                 }

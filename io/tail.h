@@ -21,8 +21,10 @@
  * a read is deferred until the kernel has finished with the buffer.
  *
  * Truncation: when a read reaches the end of the file and the file is now shorter
- * than the read position, the tail starts again at 0 and calls ops->truncated()
- * before any line of the new content.
+ * than the read position, or when an idle file grows but no longer starts with the
+ * bytes it was fingerprinted by (truncated and written past the old position in
+ * between), the tail starts again at 0 and calls ops->truncated() before any line
+ * of the new content (from within tail_wake()/tail_check() in the second case).
  *
  * Identity: device + inode, and an xxh3 fingerprint of the first fingerprint_bytes
  * bytes (fewer while the file is shorter). A checkpoint is trusted only if the
@@ -68,8 +70,10 @@ struct tail_ops {
         int (*line)(void *userdata, const struct frame_line *line);
         /* Every line of one read has been taken. */
         void (*read_done)(void *userdata);
-        /* The file was truncated; reading restarts at 0. */
-        void (*truncated)(void *userdata, uint64_t old_offset);
+        /* The file was truncated (found shorter than the read position at its end, or
+         * no longer starting with the bytes it was fingerprinted by when it grew);
+         * reading restarts at 0. consumed: the end of the last line taken before. */
+        void (*truncated)(void *userdata, uint64_t consumed);
         /* A read failed with err (-errno); the tail is FAILED. */
         void (*error)(void *userdata, int err);
 };
@@ -103,9 +107,9 @@ int tail_flush(struct tail *t);
 
 /* Fills the identity fields of ck (fp, fp_len: the fingerprint over as many of the
  * first fingerprint_bytes bytes as the file has) for the checkpoint at ck->offset,
- * and the hash of the bytes before it if they are still in the read buffer (call from
- * ops->line/read_done for the line ending at ck->offset); otherwise tail_len is 0.
- * Returns 0 or -errno. */
+ * and the hash of the TAIL_HASH_BYTES bytes before it (fewer near the start), taken
+ * from the read buffer when they are still there, else read from the file; tail_len
+ * is 0 if they cannot be read. Returns 0 or -errno. */
 int tail_ckpt_fill(struct tail *t, struct tail_ckpt *ck);
 
 enum tail_state {
@@ -119,6 +123,16 @@ enum tail_state tail_get_state(const struct tail *t);
 
 /* Next offset to read. */
 uint64_t tail_read_offset(const struct tail *t);
+
+/* Just past the last line ops->line() took (the start offset before any): where
+ * reading must resume if this file is closed and opened again. */
+uint64_t tail_consumed_offset(const struct tail *t);
+
+/* Bytes of a partial last line held (waiting for its newline). */
+size_t tail_held(const struct tail *t);
+
+/* Lines and over-long lines split, truncated or skipped so far. */
+const struct frame_stats *tail_frame_stats(const struct tail *t);
 
 enum tail_change {
         TAIL_UNCHANGED,

@@ -175,8 +175,9 @@ def values(msgs):
     return [m[3] for m in msgs]
 
 
-def wait_for_count(bootstrap, topic, n, timeout=60):
-    """Waits until the topic holds at least n messages; returns them."""
+def wait_for_count(bootstrap, topic, n, timeout=60, rt=None):
+    """Waits until the topic holds at least n messages; returns them. With rt (a
+    Ringtail), a timeout shows its log."""
     box = {}
 
     def enough():
@@ -186,8 +187,9 @@ def wait_for_count(bootstrap, topic, n, timeout=60):
     try:
         wait_until(enough, timeout, f"{n} messages in '{topic}'", interval=0.2)
     except AssertionError:
+        log = f"; ringtail's log:\n{rt.output()}" if rt else ""
         raise AssertionError(f"topic '{topic}' holds {len(box.get('m', []))} messages, "
-                             f"expected {n}")
+                             f"expected {n}{log}") from None
     return box["m"]
 
 
