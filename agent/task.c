@@ -184,7 +184,8 @@ struct tfile {
         struct tfile *lru_prev, *lru_next; /* open files, least recently active first */
         struct hnode n_id, n_path, n_target;
         bool in_path, in_target;
-        char *path;   /* where it was found (or last seen); may be a symlink */
+        char *path;   /* where it is (or was last seen); may be a symlink */
+        char *origin; /* the wanted path it was found at: its headers, key and checkpoint */
         char *target; /* the file a symlink path resolved to, else NULL */
         struct tdir *dir, *tdir;
         uint64_t dev, ino;
@@ -236,7 +237,7 @@ struct task {
         struct tdir *dirs;
         struct tfile *files; /* every tracked file */
         struct tfile *lru_head, *lru_tail;
-        struct htab by_id, by_path, by_target;
+        struct htab by_id, by_path, by_target, links;
         uint32_t n_open, n_waiting;
         uint64_t gen; /* walk generation */
 
@@ -298,20 +299,14 @@ static void tdir_watch(struct tdir *d)
                 (void)watch_add(d->task->env->watch, d->path, NULL, tdir_event, d, &d->sub);
 }
 
+/* A directory no file needs any more stays watched until the next rescan drops
+ * it: events in flight may still name it, and a rotation usually brings the next
+ * file to the same directory at once. */
 static void tdir_unref(struct task *t, struct tdir *d)
 {
-        if (!d || --d->refs > 0 || d->globbed)
-                return;
-        for (struct tdir **p = &t->dirs; *p; p = &(*p)->next) {
-                if (*p == d) {
-                        *p = d->next;
-                        break;
-                }
-        }
-        watch_remove(t->env->watch, d->sub);
-        free(d->moved_from);
-        free(d->path);
-        free(d);
+        (void)t;
+        if (d && d->refs > 0)
+                d->refs--;
 }
 
 /* The directory part of path, as a tdir with a reference taken. */
@@ -364,6 +359,54 @@ static struct tfile *find_target(struct task *t, const char *path)
                         return f;
         }
         return NULL;
+}
+
+/* Symlink targets: a file a symlink the globs match points at (by path) stays wanted
+ * after the file it named rotated away, so that events about it (possibly read late,
+ * after the next file took its name) still lead back to the link. Only grows: a stale
+ * entry costs one look at a link that names something else. */
+struct link_target {
+        struct hnode n;
+        char *target, *link;
+};
+
+static const char *link_of(struct task *t, const char *target)
+{
+        for (struct hnode *n = htab_first(&t->links, hash_str(target)); n; n = htab_next(n)) {
+                struct link_target *l = container_of(n, struct link_target, n);
+                if (strcmp(l->target, target) == 0)
+                        return l->link;
+        }
+        return NULL;
+}
+
+static void link_add(struct task *t, const char *target, const char *link)
+{
+        if (link_of(t, target))
+                return;
+        struct link_target *l = calloc(1, sizeof(*l));
+        if (l && (l->target = strdup(target)) && (l->link = strdup(link)) &&
+            htab_add(&t->links, &l->n, hash_str(target)) == 0)
+                return;
+        if (l) {
+                free(l->target);
+                free(l->link);
+        }
+        free(l);
+}
+
+static void links_free(struct task *t)
+{
+        for (size_t i = 0; i < t->links.nb; i++) {
+                while (t->links.b[i]) {
+                        struct link_target *l = container_of(t->links.b[i], struct link_target, n);
+                        t->links.b[i] = l->n.next;
+                        free(l->target);
+                        free(l->link);
+                        free(l);
+                }
+        }
+        free(t->links.b);
 }
 
 static void lru_unlink(struct task *t, struct tfile *f)
@@ -431,6 +474,7 @@ static int tfile_set_path(struct task *t, struct tfile *f, const char *path)
                 char *target = realpath(p, NULL);
                 if (target && strcmp(target, p) != 0) {
                         f->target = target;
+                        link_add(t, target, p);
                         if (htab_add(&t->by_target, &f->n_target, hash_str(target)) < 0)
                                 return -ENOMEM;
                         f->in_target = true;
@@ -492,7 +536,7 @@ static int tfile_produce(struct tfile *f, const char *data, size_t len, uint64_t
         const char *key = NULL;
         size_t klen = 0;
         if (t->key_path) {
-                key = f->path;
+                key = f->origin;
                 klen = strlen(key);
         } else if (t->key_host) {
                 key = t->host;
@@ -503,7 +547,7 @@ static int tfile_produce(struct tfile *f, const char *data, size_t len, uint64_t
         char off[24];
         if (t->headers) {
                 int n = snprintf(off, sizeof(off), "%" PRIu64, start);
-                h[0] = (struct kfk_header){"file.path", f->path, strlen(f->path)};
+                h[0] = (struct kfk_header){"file.path", f->origin, strlen(f->origin)};
                 h[1] = (struct kfk_header){"file.offset", off, (size_t)n};
                 h[2] = (struct kfk_header){"host.name", t->host, strlen(t->host)};
                 nh = 3;
@@ -892,14 +936,15 @@ static void tfile_free(struct task *t, struct tfile *f)
         ack_free(f->ack);
         ml_free(f->ml);
         free(f->path);
+        free(f->origin);
         free(f);
 }
 
 /* Starts tracking the file at path (identity st) with role; reading starts at
  * *resume (verified on open when verify), or at the end when at_end. */
-static struct tfile *tfile_new(struct task *t, const char *path, const struct stat *st,
-                               enum role role, const struct tail_ckpt *resume, bool verify,
-                               bool at_end)
+static struct tfile *tfile_new(struct task *t, const char *path, const char *origin,
+                               const struct stat *st, enum role role,
+                               const struct tail_ckpt *resume, bool verify, bool at_end)
 {
         struct tfile *f = calloc(1, sizeof(*f));
         if (!f) {
@@ -917,7 +962,8 @@ static struct tfile *tfile_new(struct task *t, const char *path, const struct st
                 t->files->prev = f;
         t->files = f;
         char err[256];
-        if (htab_add(&t->by_id, &f->n_id, hash_id(f->dev, f->ino)) < 0 ||
+        if (!(f->origin = strdup(origin ? origin : path)) ||
+            htab_add(&t->by_id, &f->n_id, hash_id(f->dev, f->ino)) < 0 ||
             tfile_set_path(t, f, path) < 0 || ack_new(resume, f, &f->ack) < 0 ||
             (t->ml_pattern && ml_new(&t->mlo, err, sizeof(err), &f->ml) < 0)) {
                 tfile_free(t, f);
@@ -971,7 +1017,7 @@ static int tfile_start_copy(struct task *t, const char *path, const struct tail_
                  ": reading the rest of it",
                  t->name, path, of, at->offset);
         t->st.copies_found++;
-        struct tfile *f = tfile_new(t, path, &st, ROLE_ROTATED, at, false, false);
+        struct tfile *f = tfile_new(t, path, of, &st, ROLE_ROTATED, at, false, false);
         if (!f)
                 return -ENOMEM;
         f->active_ms = clock_ms();
@@ -1019,8 +1065,8 @@ static void tfile_grew(struct task *t, struct tfile *f, uint64_t now)
 
 /* Starts tracking a file not tracked yet: from its checkpoint if it has one (a file
  * a restart left behind), else from the start, or from its end if from_end. */
-static struct tfile *task_track(struct task *t, const char *path, const struct stat *st,
-                                enum role role, bool from_end)
+static struct tfile *task_track(struct task *t, const char *path, const char *origin,
+                                const struct stat *st, enum role role, bool from_end)
 {
         struct off_rec rec;
         struct tail_ckpt start = {0};
@@ -1031,7 +1077,7 @@ static struct tfile *task_track(struct task *t, const char *path, const struct s
                                            rec.tail_hash};
                 verify = true;
         }
-        return tfile_new(t, path, st, role, &start, verify, from_end && !verify);
+        return tfile_new(t, path, origin, st, role, &start, verify, from_end && !verify);
 }
 
 /* Looks at path (a glob matched it, or an event named it). */
@@ -1076,7 +1122,7 @@ static void task_look(struct task *t, const char *path, const struct stat *stp, 
                          t->name, path);
                 return;
         }
-        (void)task_track(t, path, stp, ROLE_ACTIVE, t->starting && t->read_from_end);
+        (void)task_track(t, path, NULL, stp, ROLE_ACTIVE, t->starting && t->read_from_end);
 }
 
 static int walk_dir(void *ud, const char *dir)
@@ -1158,40 +1204,46 @@ static void tdir_event(void *userdata, const char *name, uint32_t mask)
                 return;
         }
         /* A wanted name renamed away before it was looked at: its new name (next
-         * event, same directory) is a rotated file to read. */
+         * event, same directory) is a rotated file to read. moved_from holds the
+         * path it was wanted by (the name, or the symlink pointing at it). */
         char *moved_from = d->moved_from;
         d->moved_from = NULL;
         if ((mask & IN_MOVED_TO) && moved_from) {
                 struct stat st;
                 char from[PATH_MAX];
-                snprintf(from, sizeof(from), "%s/%s", d->path, moved_from);
+                snprintf(from, sizeof(from), "%s", moved_from);
                 free(moved_from);
-                task_look(t, path, NULL, now); /* may free d */
+                task_look(t, path, NULL, now);
                 if (stat(path, &st) == 0 && S_ISREG(st.st_mode) &&
                     !find_id(t, (uint64_t)st.st_dev, (uint64_t)st.st_ino) &&
                     t->state == TASK_RUNNING) {
                         log_info("task '%s': '%s' was renamed to '%s' before it was read: "
                                  "reading it",
                                  t->name, from, path);
-                        if (task_track(t, path, &st, ROLE_ROTATED, false))
+                        if (task_track(t, path, from, &st, ROLE_ROTATED, false))
                                 task_due(t, now + t->close_inactive_ms);
                 }
                 return;
         }
         free(moved_from);
         struct tfile *f = find_path(t, path);
-        if (!f)
-                f = find_target(t, path);
+        struct tfile *tf = f ? NULL : find_target(t, path);
+        const char *link = tf ? tf->path : f ? NULL : link_of(t, path);
         if (mask & IN_MODIFY) {
-                if (f)
-                        tfile_grew(t, f, now);
-                else if (globset_match(t->globs, path))
-                        task_look(t, path, NULL, now);
+                if (f || tf)
+                        tfile_grew(t, f ? f : tf, now);
+                else if (link || globset_match(t->globs, path))
+                        task_look(t, link ? link : path, NULL, now);
                 return;
         }
-        if (f && f->target && strcmp(f->target, path) == 0) {
-                /* The symlink's target was renamed or replaced: what the link names now. */
-                task_look(t, f->path, NULL, now);
+        if (link) {
+                /* A symlink's target was renamed, removed or replaced: look at what
+                 * the link names now. */
+                char lp[PATH_MAX];
+                snprintf(lp, sizeof(lp), "%s", link);
+                task_look(t, lp, NULL, now);
+                if (mask & IN_MOVED_FROM)
+                        d->moved_from = strdup(lp);
                 return;
         }
         if (mask & (IN_MOVED_FROM | IN_DELETE)) {
@@ -1205,7 +1257,7 @@ static void tdir_event(void *userdata, const char *name, uint32_t mask)
                 /* Whatever file it was: if its new name (the next event) holds a file
                  * not tracked, that file had a wanted name and is read. */
                 if ((mask & IN_MOVED_FROM) && globset_match(t->globs, path))
-                        d->moved_from = strdup(name);
+                        d->moved_from = strdup(path);
                 return;
         }
         if (mask & (IN_CREATE | IN_MOVED_TO | IN_ATTRIB | IN_CLOSE_WRITE))
@@ -1274,8 +1326,8 @@ static void task_adopt(struct task *t, const struct off_rec *rec)
                 if (strcmp(path, rec->path) != 0)
                         log_info("task '%s': '%s' (inode %" PRIu64 ") is now '%s': finishing it",
                                  t->name, rec->path, rec->ino, path);
-                struct tfile *f = tfile_new(t, path, &st, match ? ROLE_ACTIVE : ROLE_ROTATED, &ck,
-                                            false, false);
+                struct tfile *f = tfile_new(t, path, match ? path : rec->path, &st,
+                                            match ? ROLE_ACTIVE : ROLE_ROTATED, &ck, false, false);
                 if (f && !match)
                         task_due(t, clock_ms() + t->close_inactive_ms);
                 return;
@@ -1294,7 +1346,8 @@ static void task_adopt(struct task *t, const struct off_rec *rec)
                 struct tail_ckpt zero = {0};
                 bool match = globset_match(t->globs, inode_path);
                 if (match)
-                        (void)tfile_new(t, inode_path, &ist, ROLE_ACTIVE, &zero, false, false);
+                        (void)tfile_new(t, inode_path, NULL, &ist, ROLE_ACTIVE, &zero, false,
+                                        false);
                 else
                         (void)off_del(t->env->store, t->name, rec->dev, rec->ino);
                 return;
@@ -1444,7 +1497,7 @@ static int tfile_record(struct task *t, struct tfile *f)
                 .tail_len = pos->tail_len,
                 .tail_hash = pos->tail_hash,
                 .offset = pos->offset,
-                .path = f->path,
+                .path = f->origin,
         };
         int r = off_set(t->env->store, t->name, &rec);
         if (r < 0)
@@ -1760,6 +1813,7 @@ void task_free(struct task *t)
         free(t->by_id.b);
         free(t->by_path.b);
         free(t->by_target.b);
+        links_free(t);
         free(t->ml_pattern);
         free(t->file);
         free(t->name);
