@@ -192,6 +192,7 @@ struct tfile {
         enum role role;
         struct tail *tail;       /* NULL while closed */
         struct tail_ckpt resume; /* closed: where to read on from, and the identity there */
+        uint64_t closed_size;    /* closed: how far it had been read (a partial line too) */
         bool verify;             /* resume comes from a checkpoint: check it on open */
         bool waiting_fd;         /* wants to be opened, max.open.files reached */
         bool at_end;             /* no checkpoint, read.from=end: start at the last line end */
@@ -264,6 +265,14 @@ static void task_fail(struct task *t, const char *fmt, ...)
         log_error("task '%s': failed: %s; the task stops and its checkpoint stays before the "
                   "first record not acknowledged",
                   t->name, msg);
+}
+
+/* Deadlines that need no precision (closing idle files, finishing rotated ones) are
+ * rounded up to a whole second, so that thousands of files idle since different
+ * moments are served by one tick a second, not one tick each. */
+static uint64_t coarse(uint64_t when)
+{
+        return (when / 1000 + 1) * 1000;
 }
 
 static void task_due(struct task *t, uint64_t when)
@@ -658,8 +667,9 @@ static void task_read_done(void *userdata)
         tfile_seal(f);
         f->active_ms = clock_ms();
         lru_touch(t, f);
-        task_due(t,
-                 f->active_ms + (t->partial_flush_ms ? t->partial_flush_ms : t->close_inactive_ms));
+        if (t->partial_flush_ms && tail_held(f->tail))
+                task_due(t, f->active_ms + t->partial_flush_ms);
+        task_due(t, coarse(f->active_ms + t->close_inactive_ms));
 }
 
 static int tfile_start_copy(struct task *t, const char *path, const struct tail_ckpt *at,
@@ -799,6 +809,7 @@ static void tfile_close(struct task *t, struct tfile *f)
         if (tail_ckpt_fill(f->tail, &at) < 0)
                 at.fp_len = at.tail_len = 0;
         f->resume = at;
+        f->closed_size = tail_read_offset(f->tail);
         f->verify = true;
         f->next_start = at.offset;
         f->in_split = false;
@@ -1110,7 +1121,8 @@ static void task_look(struct task *t, const char *path, const struct stat *stp, 
                         (void)tfile_set_path(t, f, path);
                 }
                 f->seen_gen = t->gen;
-                if (!f->tail || (uint64_t)stp->st_size != tail_read_offset(f->tail))
+                uint64_t known = f->tail ? tail_read_offset(f->tail) : f->closed_size;
+                if ((uint64_t)stp->st_size != known || (!f->tail && f->waiting_fd))
                         tfile_grew(t, f, now);
                 return;
         }
@@ -1408,7 +1420,7 @@ static void tfile_maybe_finish(struct task *t, struct tfile *f, uint64_t now)
         if (f->tail && tail_get_state(f->tail) != TAIL_IDLE)
                 return;
         if (now < f->active_ms + wait) {
-                task_due(t, f->active_ms + wait);
+                task_due(t, coarse(f->active_ms + wait));
                 return;
         }
         /* The writer has moved on: its last line will get no newline. */
@@ -1469,10 +1481,14 @@ uint64_t task_tick(struct task *t, uint64_t now)
                 if (now >= f->active_ms + t->close_inactive_ms)
                         tfile_close(t, f);
                 else
-                        task_due(t, f->active_ms + t->close_inactive_ms);
+                        task_due(t, coarse(f->active_ms + t->close_inactive_ms));
         }
         if (t->n_waiting)
                 task_due(t, now + 100);
+        /* Deadlines of thousands of files are spread over time: one tick per 50 ms at
+         * most serves them all (each tick visits every file). */
+        if (t->next_due < now + 50)
+                t->next_due = now + 50;
         return t->next_due;
 }
 

@@ -176,26 +176,39 @@ bool tail_ckpt_matches(struct tail *t, const struct tail_ckpt *ck)
         return true;
 }
 
+/* The fingerprint is taken from the bytes the tail read, as they come (so a file
+ * rewritten after it was read cannot lend its new first bytes to the old content's
+ * checkpoint). When the first bytes are not in the buffer (a start past them), they
+ * are read from the file, and a longer fingerprint is taken only if the file still
+ * starts with the bytes of the shorter one. */
+static void tail_fingerprint(struct tail *t)
+{
+        uint64_t want = frame_read_offset(t->frame);
+        if (want > t->opts.fingerprint_bytes)
+                want = t->opts.fingerprint_bytes;
+        if (want <= t->fp_len)
+                return;
+        const char *p;
+        size_t n;
+        if (frame_bytes_before(t->frame, want, (size_t)want, &p, &n) && n == want) {
+                if (t->fp_len == 0 || XXH3_64bits(p, t->fp_len) == t->fp) {
+                        t->fp = XXH3_64bits(p, (size_t)want);
+                        t->fp_len = (uint32_t)want;
+                }
+                return;
+        }
+        char buf[65536];
+        if (want > sizeof(buf))
+                return;
+        ssize_t got = tail_pread_full(t->fd, buf, (size_t)want, 0);
+        if (got != (ssize_t)want || (t->fp_len && XXH3_64bits(buf, t->fp_len) != t->fp))
+                return;
+        t->fp = XXH3_64bits(buf, (size_t)want);
+        t->fp_len = (uint32_t)want;
+}
+
 int tail_ckpt_fill(struct tail *t, struct tail_ckpt *ck)
 {
-        if (t->fp_len < t->opts.fingerprint_bytes) {
-                struct stat st;
-                if (fstat(t->fd, &st) < 0)
-                        return -errno;
-                uint64_t want = (uint64_t)st.st_size;
-                if (want > t->opts.fingerprint_bytes)
-                        want = t->opts.fingerprint_bytes;
-                if (want > t->fp_len) {
-                        uint64_t h;
-                        int r = tail_hash_range(t, 0, (uint32_t)want, &h);
-                        if (r < 0 && r != -ENODATA)
-                                return r;
-                        if (r == 0) {
-                                t->fp = h;
-                                t->fp_len = (uint32_t)want;
-                        }
-                }
-        }
         ck->fp = t->fp;
         ck->fp_len = t->fp_len;
 
@@ -306,6 +319,8 @@ static void tail_read_cb(struct io_op *op, int res)
         }
         if (res > 0) {
                 frame_filled(t->frame, (size_t)res);
+                if (t->fp_len < t->opts.fingerprint_bytes)
+                        tail_fingerprint(t);
                 if (!tail_deliver(t))
                         return;
         }
@@ -344,6 +359,8 @@ int tail_start(struct tail *t, uint64_t offset)
                 return -EALREADY;
         frame_reset(t->frame, offset);
         t->consumed = offset;
+        if (offset > 0)
+                tail_fingerprint(t); /* of the content the offset belongs to */
         tail_read(t);
         return t->state == TAIL_FAILED ? -EIO : 0;
 }
@@ -395,6 +412,9 @@ enum tail_change tail_check(struct tail *t)
         /* Growth is a matter of the open file, whatever its path names now: a renamed
          * or deleted file still being written must still be read. */
         if (fstat(t->fd, &st) == 0) {
+                if (t->state == TAIL_READING && t->in_flight &&
+                    (uint64_t)st.st_size != frame_read_offset(t->frame))
+                        t->wake_pending = true; /* the read may have missed the growth */
                 if (t->state == TAIL_IDLE && (uint64_t)st.st_size != frame_read_offset(t->frame)) {
                         /* Grown, or shrunk (the read at the end detects truncation). */
                         tail_check_rewritten(t);
