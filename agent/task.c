@@ -667,6 +667,8 @@ static void task_read_done(void *userdata)
         tfile_seal(f);
         f->active_ms = clock_ms();
         lru_touch(t, f);
+        if (t->n_waiting)
+                task_due(t, f->active_ms); /* a file waits for a descriptor */
         if (t->partial_flush_ms && tail_held(f->tail))
                 task_due(t, f->active_ms + t->partial_flush_ms);
         task_due(t, coarse(f->active_ms + t->close_inactive_ms));
@@ -871,6 +873,7 @@ static int tfile_open(struct task *t, struct tfile *f)
                         f->waiting_fd = true;
                         t->n_waiting++;
                 }
+                task_due(t, clock_ms()); /* the next tick opens it if a file went idle */
                 return -EAGAIN;
         }
         if (f->waiting_fd) {

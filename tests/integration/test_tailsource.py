@@ -437,10 +437,13 @@ def test_5000_files(tmp_path, bootstrap, topic, record_property):
     c0 = proc_cpu_seconds(pid)
     time.sleep(5.0)  # a measurement window, not a synchronisation
     idle = (proc_cpu_seconds(pid) - c0) / 5.0
+    with open(f"/proc/{pid}/status") as st:
+        hwm = next(int(l.split()[1]) for l in st if l.startswith("VmHWM:"))
     record_property("discovery_seconds", round(discovery, 3))
     record_property("idle_cpu_fraction", round(idle, 4))
+    record_property("peak_rss_kib", hwm)
     print(f"5,000 files: all initial lines in Kafka {discovery:.2f} s after start; "
-          f"idle CPU {idle * 100:.2f}% of a core over 5 s")
+          f"idle CPU {idle * 100:.2f}% of a core over 5 s; peak RSS {hwm // 1024} MiB")
     finish(rt, bootstrap, topic, expected, groups=content.values())
 
 
