@@ -371,9 +371,14 @@ static int worker_shutdown(struct worker *w, int status)
                 uint64_t now = clock_ms();
                 (void)task_drain(w->tasks[i], now < deadline ? (int)(deadline - now) : 0);
         }
-        if (w->store && worker_checkpoint(w) < 0)
+        int r = w->store ? worker_checkpoint(w) : 0;
+        if (r < 0) {
+                log_error("checkpoint: the final offsets could not be written to '%s' (%s); it "
+                          "still holds the last offsets written, intact: lines acknowledged "
+                          "since then are sent again after a restart",
+                          off_store_path(w->store), strerror(-r));
                 status = WORKER_EXIT_RUNTIME;
-        else if (w->store)
+        } else if (w->store)
                 log_info("checkpoint: final offsets written to '%s'", off_store_path(w->store));
         if (failed)
                 status = WORKER_EXIT_RUNTIME;
