@@ -24,6 +24,7 @@
 struct kfk {
         rd_kafka_t *rk;
         rd_kafka_topic_t *rkt;
+        rd_kafka_topic_t *offsets_rkt; /* exactly-once: the offsets topic */
         rd_kafka_queue_t *mainq;
         int efd;
         kfk_dr_cb_t dr;
@@ -196,6 +197,13 @@ int kfk_producer_new(const struct kfk_conf *conf, char *errbuf, size_t errlen, s
                         goto fail_conf;
                 }
         }
+        if (conf->transactional_id &&
+            rd_kafka_conf_set(rc, "transactional.id", conf->transactional_id, why, sizeof(why)) !=
+                    RD_KAFKA_CONF_OK) {
+                snprintf(errbuf, errlen, "transactional.id=%s: %s", conf->transactional_id, why);
+                r = -EINVAL;
+                goto fail_conf;
+        }
         r = kfk_conf_apply(rc, conf->worker, "producer.", errbuf, errlen);
         if (r < 0)
                 goto fail_conf;
@@ -220,6 +228,24 @@ int kfk_producer_new(const struct kfk_conf *conf, char *errbuf, size_t errlen, s
                          rd_kafka_err2str(rd_kafka_last_error()));
                 r = -EINVAL;
                 goto fail;
+        }
+        if (conf->offsets_topic) {
+                /* Java's partitioner for keyed records, as Connect's offsets writer. */
+                rd_kafka_topic_conf_t *tc = rd_kafka_topic_conf_new();
+                if (!tc || rd_kafka_topic_conf_set(tc, "partitioner", "murmur2_random", why,
+                                                   sizeof(why)) != RD_KAFKA_CONF_OK) {
+                        rd_kafka_topic_conf_destroy(tc);
+                        snprintf(errbuf, errlen, "offsets topic: %s", why);
+                        r = -EINVAL;
+                        goto fail;
+                }
+                k->offsets_rkt = rd_kafka_topic_new(k->rk, conf->offsets_topic, tc);
+                if (!k->offsets_rkt) {
+                        snprintf(errbuf, errlen, "topic '%s': %s", conf->offsets_topic,
+                                 rd_kafka_err2str(rd_kafka_last_error()));
+                        r = -EINVAL;
+                        goto fail;
+                }
         }
         k->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
         if (k->efd < 0) {
@@ -301,6 +327,199 @@ int kfk_produce_hdrs(struct kfk *k, const void *key, size_t key_len, const void 
         return kfk_produce_err(k, err);
 }
 
+int kfk_produce_offset(struct kfk *k, const void *key, size_t key_len, const void *value,
+                       size_t value_len)
+{
+        if (!k->offsets_rkt)
+                return -EINVAL;
+        if (rd_kafka_produce(k->offsets_rkt, RD_KAFKA_PARTITION_UA, RD_KAFKA_MSG_F_COPY,
+                             (void *)value, value_len, key, key_len, NULL) == 0)
+                return 0;
+        return kfk_produce_err(k, rd_kafka_last_error());
+}
+
+/* Converts a transactional API error: -ECANCELED when the transaction must be (and,
+ * here, was) aborted, -EPERM when the producer is fenced or otherwise fatally
+ * failed, -EAGAIN when the call may be retried, else -EIO. */
+static int kfk_txn_err(struct kfk *k, rd_kafka_error_t *e, int abort_ms, char *errbuf,
+                       size_t errlen)
+{
+        if (!e)
+                return 0;
+        snprintf(errbuf, errlen, "%s", rd_kafka_error_string(e));
+        int r = -EIO;
+        if (rd_kafka_error_is_fatal(e)) {
+                r = -EPERM;
+        } else if (rd_kafka_error_txn_requires_abort(e)) {
+                rd_kafka_error_t *a = rd_kafka_abort_transaction(k->rk, abort_ms);
+                r = a && rd_kafka_error_is_fatal(a) ? -EPERM : -ECANCELED;
+                if (a)
+                        rd_kafka_error_destroy(a);
+        } else if (rd_kafka_error_is_retriable(e)) {
+                r = -EAGAIN;
+        }
+        rd_kafka_error_destroy(e);
+        return r;
+}
+
+int kfk_txn_init(struct kfk *k, int timeout_ms, char *errbuf, size_t errlen)
+{
+        return kfk_txn_err(k, rd_kafka_init_transactions(k->rk, timeout_ms), timeout_ms, errbuf,
+                           errlen);
+}
+
+int kfk_txn_begin(struct kfk *k, char *errbuf, size_t errlen)
+{
+        return kfk_txn_err(k, rd_kafka_begin_transaction(k->rk), 0, errbuf, errlen);
+}
+
+int kfk_txn_commit(struct kfk *k, int timeout_ms, char *errbuf, size_t errlen)
+{
+        int r;
+        do {
+                r = kfk_txn_err(k, rd_kafka_commit_transaction(k->rk, timeout_ms), timeout_ms,
+                                errbuf, errlen);
+        } while (r == -EAGAIN);
+        return r;
+}
+
+int kfk_txn_abort(struct kfk *k, int timeout_ms, char *errbuf, size_t errlen)
+{
+        return kfk_txn_err(k, rd_kafka_abort_transaction(k->rk, timeout_ms), timeout_ms, errbuf,
+                           errlen);
+}
+
+/* Creates the compacted offsets topic if it is missing. */
+static int kfk_offsets_topic_ensure(rd_kafka_t *rk, const char *topic, int partitions, int rf,
+                                    char *errbuf, size_t errlen)
+{
+        char why[256];
+        rd_kafka_NewTopic_t *nt = rd_kafka_NewTopic_new(topic, partitions, rf, why, sizeof(why));
+        if (!nt) {
+                snprintf(errbuf, errlen, "offset.storage.topic '%s': %s", topic, why);
+                return -EINVAL;
+        }
+        (void)rd_kafka_NewTopic_set_config(nt, "cleanup.policy", "compact");
+        rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
+        rd_kafka_CreateTopics(rk, &nt, 1, NULL, q);
+        int r = -ETIMEDOUT;
+        rd_kafka_event_t *ev = rd_kafka_queue_poll(q, 30000);
+        if (ev) {
+                const rd_kafka_CreateTopics_result_t *res = rd_kafka_event_CreateTopics_result(ev);
+                size_t n = 0;
+                const rd_kafka_topic_result_t **tr =
+                        res ? rd_kafka_CreateTopics_result_topics(res, &n) : NULL;
+                rd_kafka_resp_err_t err = rd_kafka_event_error(ev);
+                if (!err && n == 1)
+                        err = rd_kafka_topic_result_error(tr[0]);
+                if (err == RD_KAFKA_RESP_ERR_NO_ERROR ||
+                    err == RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS) {
+                        r = 0;
+                } else {
+                        snprintf(errbuf, errlen, "creating offset.storage.topic '%s': %s", topic,
+                                 n == 1 && rd_kafka_topic_result_error_string(tr[0])
+                                         ? rd_kafka_topic_result_error_string(tr[0])
+                                         : rd_kafka_err2str(err));
+                        r = -EIO;
+                }
+                rd_kafka_event_destroy(ev);
+        } else {
+                snprintf(errbuf, errlen, "creating offset.storage.topic '%s': timed out", topic);
+        }
+        rd_kafka_queue_destroy(q);
+        rd_kafka_NewTopic_destroy(nt);
+        return r;
+}
+
+int kfk_offsets_read(const struct kfk_offsets_conf *c, kfk_record_cb_t cb, void *userdata,
+                     char *errbuf, size_t errlen)
+{
+        char why[512];
+        rd_kafka_conf_t *rc = rd_kafka_conf_new();
+        if (!rc)
+                return -ENOMEM;
+        if (rd_kafka_conf_set(rc, "bootstrap.servers", c->bootstrap, why, sizeof(why)) ||
+            rd_kafka_conf_set(rc, "client.id", c->client_id, why, sizeof(why)) ||
+            rd_kafka_conf_set(rc, "isolation.level", "read_committed", why, sizeof(why)) ||
+            rd_kafka_conf_set(rc, "enable.partition.eof", "true", why, sizeof(why)) ||
+            rd_kafka_conf_set(rc, "enable.auto.commit", "false", why, sizeof(why)) ||
+            rd_kafka_conf_set(rc, "group.id", c->client_id, why, sizeof(why)) ||
+            kfk_conf_apply(rc, c->worker, "consumer.", errbuf, errlen) < 0) {
+                if (!*errbuf)
+                        snprintf(errbuf, errlen, "offsets consumer: %s", why);
+                rd_kafka_conf_destroy(rc);
+                return -EINVAL;
+        }
+        rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, rc, why, sizeof(why));
+        if (!rk) {
+                snprintf(errbuf, errlen, "offsets consumer: %s", why);
+                rd_kafka_conf_destroy(rc);
+                return -EINVAL;
+        }
+        int r = kfk_offsets_topic_ensure(rk, c->topic, c->partitions, c->replication_factor, errbuf,
+                                         errlen);
+        rd_kafka_topic_partition_list_t *parts = NULL;
+        int nparts = 0;
+        for (int tries = 0; r == 0 && nparts == 0; tries++) {
+                /* A topic just created takes a moment to show its partitions. */
+                const rd_kafka_metadata_t *md = NULL;
+                rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, c->topic, NULL);
+                rd_kafka_resp_err_t err = rd_kafka_metadata(rk, 0, rkt, &md, 10000);
+                if (!err && md->topic_cnt == 1 && !md->topics[0].err)
+                        nparts = md->topics[0].partition_cnt;
+                if (md)
+                        rd_kafka_metadata_destroy(md);
+                rd_kafka_topic_destroy(rkt);
+                if (nparts == 0 && tries >= 100) {
+                        snprintf(errbuf, errlen, "offset.storage.topic '%s' has no partitions",
+                                 c->topic);
+                        r = -EIO;
+                } else if (nparts == 0) {
+                        usleep(100 * 1000);
+                }
+        }
+        if (r == 0) {
+                parts = rd_kafka_topic_partition_list_new(nparts);
+                for (int i = 0; i < nparts; i++)
+                        rd_kafka_topic_partition_list_add(parts, c->topic, i)->offset =
+                                RD_KAFKA_OFFSET_BEGINNING;
+                if (rd_kafka_assign(rk, parts)) {
+                        snprintf(errbuf, errlen, "offsets consumer: cannot assign partitions");
+                        r = -EIO;
+                }
+        }
+        /* read_committed: a partition's end is its last stable offset, so records of
+         * transactions still open (or aborted) are never seen. */
+        int eof = 0;
+        uint64_t waited = 0;
+        while (r == 0 && eof < nparts) {
+                rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 200);
+                if (!m) {
+                        if ((waited += 200) > 60000) {
+                                snprintf(errbuf, errlen,
+                                         "reading offset.storage.topic '%s': timed out", c->topic);
+                                r = -ETIMEDOUT;
+                        }
+                        continue;
+                }
+                if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+                        eof++;
+                } else if (m->err) {
+                        snprintf(errbuf, errlen, "reading offset.storage.topic '%s': %s", c->topic,
+                                 rd_kafka_message_errstr(m));
+                        r = -EIO;
+                } else {
+                        cb(userdata, m->key, m->key_len, m->payload, m->len);
+                }
+                rd_kafka_message_destroy(m);
+        }
+        if (parts)
+                rd_kafka_topic_partition_list_destroy(parts);
+        (void)rd_kafka_consumer_close(rk);
+        rd_kafka_destroy(rk);
+        return r;
+}
+
 const char *kfk_last_error(const struct kfk *k)
 {
         return k->last_error;
@@ -339,6 +558,8 @@ void kfk_free(struct kfk *k)
         }
         if (k->rkt)
                 rd_kafka_topic_destroy(k->rkt);
+        if (k->offsets_rkt)
+                rd_kafka_topic_destroy(k->offsets_rkt);
         if (k->rk)
                 rd_kafka_destroy(k->rk);
         if (k->efd >= 0)

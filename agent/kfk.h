@@ -44,7 +44,9 @@ struct kfk_conf {
         kfk_dr_cb_t dr;
         kfk_error_cb_t error;
         void *userdata;
-        int64_t buffer_memory; /* > 0: bytes librdkafka may queue (before producer.* keys) */
+        int64_t buffer_memory;        /* > 0: bytes librdkafka may queue (before producer.* keys) */
+        const char *transactional_id; /* exactly-once: a transactional producer */
+        const char *offsets_topic;    /* exactly-once: where kfk_produce_offset() writes */
 };
 
 /* Returns 0, -EINVAL for a configuration librdkafka rejects (errbuf names the key,
@@ -76,6 +78,41 @@ struct kfk_header {
 int kfk_produce_hdrs(struct kfk *k, const void *key, size_t key_len, const void *value,
                      size_t value_len, const struct kfk_header *hdrs, size_t n_hdrs,
                      void *msg_opaque);
+
+/* Exactly-once (KIP-618 style): a record of the offsets topic (value NULL: a
+ * tombstone), in the same transaction as the data. Same returns as kfk_produce(). */
+int kfk_produce_offset(struct kfk *k, const void *key, size_t key_len, const void *value,
+                       size_t value_len);
+
+/* Transactions of a producer made with a transactional_id. Blocking (up to
+ * timeout_ms). Each returns 0, -ECANCELED (the transaction could not commit and was
+ * aborted: its records are not visible to read_committed consumers), -EPERM (fatal:
+ * fenced by another producer with the same transactional.id, or otherwise unusable),
+ * or -EIO/-EAGAIN; errbuf says why. init also fences older producers of the id and
+ * aborts the transaction they left open. */
+int kfk_txn_init(struct kfk *k, int timeout_ms, char *errbuf, size_t errlen);
+int kfk_txn_begin(struct kfk *k, char *errbuf, size_t errlen);
+int kfk_txn_commit(struct kfk *k, int timeout_ms, char *errbuf, size_t errlen);
+int kfk_txn_abort(struct kfk *k, int timeout_ms, char *errbuf, size_t errlen);
+
+struct kfk_offsets_conf {
+        const char *bootstrap;
+        const char *client_id;
+        const struct props *worker; /* consumer.* keys */
+        const char *topic;
+        int partitions;
+        int replication_factor; /* -1: the broker's default */
+};
+
+typedef void (*kfk_record_cb_t)(void *userdata, const void *key, size_t key_len, const void *value,
+                                size_t value_len);
+
+/* Creates the offsets topic (compacted) if missing, then reads every committed record
+ * of it (read_committed, from the start of each partition to its last stable offset)
+ * and calls cb for each, in order within a partition. Blocking. Returns 0, -EINVAL,
+ * -EIO, -ETIMEDOUT (errbuf says why). */
+int kfk_offsets_read(const struct kfk_offsets_conf *c, kfk_record_cb_t cb, void *userdata,
+                     char *errbuf, size_t errlen);
 
 /* Text of the last kfk_produce() failure. */
 const char *kfk_last_error(const struct kfk *k);

@@ -53,9 +53,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/inotify.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <jansson.h>
 #include <xxhash.h>
 
 #include "agent/ack.h"
@@ -205,6 +207,12 @@ struct tfile {
         uint64_t next_start; /* file offset of the next line's first byte */
         uint64_t active_ms;  /* last time it grew or was read */
         uint64_t seen_gen;   /* walk generation that last saw it at its path */
+        /* exactly-once */
+        struct tail_ckpt committed; /* position of the last committed transaction */
+        struct tail_ckpt txn_pos;   /* position written into the open transaction */
+        bool txn_dirty;             /* records of it in the open transaction */
+        bool txn_tombstone;         /* its tombstone is in the open transaction */
+        bool tombstoned;            /* its tombstone is committed */
 };
 
 struct task_stats {
@@ -229,6 +237,12 @@ struct task {
         struct ml_opts mlo;
         char *ml_pattern;
         char host[256];
+
+        /* exactly-once */
+        bool eos, in_txn;
+        char *txn_id;
+        uint64_t txn_interval_ms; /* 0: a transaction per read (transaction.boundary=poll) */
+        uint64_t txn_due;
 
         struct globset *globs;
         struct kfk *kfk;
@@ -524,6 +538,21 @@ static void tfile_seal(struct tfile *f)
                 f->acked_dirty = true;
 }
 
+/* Opens a transaction (exactly-once). Returns 0 or -1 (the task failed). */
+static int task_txn_begin(struct task *t)
+{
+        char err[512];
+        int r = kfk_txn_begin(t->kfk, err, sizeof(err));
+        if (r < 0) {
+                task_fail(t, "cannot begin a transaction (transactional.id '%s'): %s", t->txn_id,
+                          err);
+                return -1;
+        }
+        t->in_txn = true;
+        t->txn_due = clock_ms() + t->txn_interval_ms;
+        return 0;
+}
+
 /* Produces one record of f covering [start, end). Returns 0, or -EAGAIN when it
  * could not be produced (queue full: retried after delivery reports; or failed). */
 static int tfile_produce(struct tfile *f, const char *data, size_t len, uint64_t start,
@@ -561,6 +590,10 @@ static int tfile_produce(struct tfile *f, const char *data, size_t len, uint64_t
                 h[2] = (struct kfk_header){"host.name", t->host, strlen(t->host)};
                 nh = 3;
         }
+        if (t->eos && !t->in_txn && task_txn_begin(t) < 0) {
+                tfile_seal(f);
+                return -EAGAIN;
+        }
         int r = kfk_produce_hdrs(t->kfk, key, klen, v, vlen, h, nh, b);
         if (r < 0) {
                 tfile_seal(f);
@@ -580,6 +613,7 @@ static int tfile_produce(struct tfile *f, const char *data, size_t len, uint64_t
                 return -EAGAIN;
         }
         ack_record(f->ack, end);
+        f->txn_dirty = true;
         t->st.lines_sent++;
         if (++f->batch_lines >= t->batch_size)
                 tfile_seal(f);
@@ -669,6 +703,8 @@ static void task_read_done(void *userdata)
         lru_touch(t, f);
         if (t->n_waiting)
                 task_due(t, f->active_ms); /* a file waits for a descriptor */
+        if (t->in_txn)
+                task_due(t, t->txn_interval_ms ? t->txn_due : f->active_ms);
         if (t->partial_flush_ms && tail_held(f->tail))
                 task_due(t, f->active_ms + t->partial_flush_ms);
         task_due(t, coarse(f->active_ms + t->close_inactive_ms));
@@ -753,6 +789,12 @@ static void task_dr(void *userdata, void *msg_opaque, int err, const char *errst
 {
         struct task *t = userdata;
         struct ack_batch *b = msg_opaque;
+        if (!b) {
+                /* A record of the offsets topic (exactly-once): the commit reports. */
+                if (err && !kfk_err_is_purge(err))
+                        task_fail(t, "Kafka did not acknowledge an offsets record: %s", errstr);
+                return;
+        }
         struct tfile *f = ack_userdata(ack_of(b));
 
         if (ack_done(b, err == 0))
@@ -970,6 +1012,7 @@ static struct tfile *tfile_new(struct task *t, const char *path, const char *ori
         f->ino = (uint64_t)st->st_ino;
         f->role = role;
         f->resume = *resume;
+        f->committed = *resume;
         f->verify = verify;
         f->next = t->files;
         if (t->files)
@@ -1279,6 +1322,204 @@ static void tdir_event(void *userdata, const char *name, uint32_t mask)
                 task_look(t, path, NULL, now);
 }
 
+/* ---- exactly-once: transactions and the offsets topic ---- */
+
+/* The offsets topic's key of a file: ["<connector>",{"path":..,"dev":..,"ino":..}], as
+ * Kafka Connect writes ["<connector>",{<source partition>}]. Returns a malloc'd string. */
+static char *eos_key(const struct task *t, const struct tfile *f)
+{
+        json_t *k = json_pack("[s,{s:s,s:I,s:I}]", t->name, "path", f->origin, "dev",
+                              (json_int_t)f->dev, "ino", (json_int_t)f->ino);
+        char *s = k ? json_dumps(k, JSON_COMPACT) : NULL;
+        json_decref(k);
+        return s;
+}
+
+static char *eos_value(const struct tail_ckpt *pos)
+{
+        char fp[17], th[17];
+        snprintf(fp, sizeof(fp), "%016" PRIx64, pos->fp);
+        snprintf(th, sizeof(th), "%016" PRIx64, pos->tail_hash);
+        json_t *v = json_pack("{s:I,s:I,s:s,s:I,s:s}", "offset", (json_int_t)pos->offset, "fp_len",
+                              (json_int_t)pos->fp_len, "fp", fp, "tail_len",
+                              (json_int_t)pos->tail_len, "tail_hash", th);
+        char *s = v ? json_dumps(v, JSON_COMPACT) : NULL;
+        json_decref(v);
+        return s;
+}
+
+/* Writes one offsets record into the open transaction, waiting for room in the
+ * producer's queue. Returns 0 or -errno. */
+static int eos_put(struct task *t, const char *key, const char *value)
+{
+        for (int tries = 0;; tries++) {
+                int r = kfk_produce_offset(t->kfk, key, strlen(key), value,
+                                           value ? strlen(value) : 0);
+                if (r != -ENOBUFS || tries >= 600)
+                        return r;
+                (void)kfk_flush(t->kfk, 100);
+        }
+}
+
+/* Commits the open transaction with the position of every file it carried records
+ * of (and the tombstones of finished files). A transaction that cannot commit fails
+ * the task: what it carried is aborted, and a restart resumes from the last
+ * committed transaction. */
+static void task_txn_commit(struct task *t)
+{
+        char err[512];
+        bool tombstones = false;
+        for (struct tfile *f = t->files; f; f = f->next)
+                tombstones = tombstones || (f->role == ROLE_DONE && !f->tombstoned &&
+                                            ack_is_idle(f->ack) && !f->txn_dirty);
+        if (!t->in_txn && (!tombstones || task_txn_begin(t) < 0))
+                return;
+        int r = 0;
+        for (struct tfile *f = t->files; f && r == 0; f = f->next) {
+                tfile_seal(f);
+                bool tomb = f->role == ROLE_DONE && !f->tombstoned && !f->txn_dirty &&
+                            ack_is_idle(f->ack);
+                if (!f->txn_dirty && !tomb)
+                        continue;
+                f->txn_pos = *ack_last_sealed(f->ack);
+                char *key = eos_key(t, f), *value = tomb ? NULL : eos_value(&f->txn_pos);
+                r = key && (tomb || value) ? eos_put(t, key, value) : -ENOMEM;
+                f->txn_tombstone = tomb;
+                free(key);
+                free(value);
+        }
+        if (r < 0) {
+                task_fail(t, "cannot write offsets to offset.storage.topic: %s",
+                          r == -ENOMEM ? "out of memory" : kfk_last_error(t->kfk));
+                (void)kfk_txn_abort(t->kfk, 30000, err, sizeof(err));
+                t->in_txn = false;
+                return;
+        }
+        r = kfk_txn_commit(t->kfk, 60000, err, sizeof(err));
+        t->in_txn = false;
+        if (r < 0) {
+                task_fail(t,
+                          "%s (transactional.id '%s'): %s; a restart resumes from the last "
+                          "committed transaction",
+                          r == -EPERM ? "the producer was fenced or failed fatally"
+                                      : "a transaction could not commit and was aborted",
+                          t->txn_id, err);
+                return;
+        }
+        for (struct tfile *f = t->files; f; f = f->next) {
+                if (f->txn_tombstone) {
+                        f->tombstoned = true;
+                        f->txn_tombstone = false;
+                } else if (f->txn_dirty) {
+                        f->committed = f->txn_pos;
+                        f->acked_dirty = true;
+                        f->txn_dirty = false;
+                }
+        }
+}
+
+struct eos_restore {
+        struct task *t;
+        size_t n;
+};
+
+static bool hex64(const char *s, uint64_t *ret)
+{
+        char *end;
+        if (!s || strlen(s) != 16)
+                return false;
+        *ret = strtoull(s, &end, 16);
+        return *end == '\0';
+}
+
+/* One record of the offsets topic: this connector's ones replace the local store's. */
+static void eos_record(void *userdata, const void *key, size_t key_len, const void *value,
+                       size_t value_len)
+{
+        struct eos_restore *er = userdata;
+        struct task *t = er->t;
+        json_error_t je;
+        json_t *k = key ? json_loadb(key, key_len, 0, &je) : NULL;
+        const char *name = NULL, *path = NULL;
+        json_int_t dev = 0, ino = 0;
+        if (!k ||
+            json_unpack(k, "[s,{s:s,s:I,s:I}]", &name, "path", &path, "dev", &dev, "ino", &ino) <
+                    0 ||
+            strcmp(name, t->name) != 0) {
+                json_decref(k); /* another connector's, or not ringtail's */
+                return;
+        }
+        if (!value || value_len == 0) {
+                (void)off_del(t->env->store, t->name, (uint64_t)dev, (uint64_t)ino);
+                json_decref(k);
+                return;
+        }
+        json_t *v = json_loadb(value, value_len, 0, &je);
+        json_int_t off = 0, fp_len = 0, tail_len = 0;
+        const char *fp = NULL, *th = NULL;
+        struct off_rec rec = {.dev = (uint64_t)dev, .ino = (uint64_t)ino, .path = path};
+        if (v &&
+            json_unpack(v, "{s:I,s:I,s:s,s:I,s:s}", "offset", &off, "fp_len", &fp_len, "fp", &fp,
+                        "tail_len", &tail_len, "tail_hash", &th) == 0 &&
+            hex64(fp, &rec.fp) && hex64(th, &rec.tail_hash) && off >= 0 && fp_len >= 0 &&
+            tail_len >= 0 && tail_len <= OFF_TAIL_MAX) {
+                rec.offset = (uint64_t)off;
+                rec.fp_len = (uint32_t)fp_len;
+                rec.tail_len = (uint32_t)tail_len;
+                if (off_set(t->env->store, t->name, &rec) == 0)
+                        er->n++;
+        } else {
+                log_warn("task '%s': offset.storage.topic holds a record for '%s' that is not "
+                         "ringtail's: ignored",
+                         t->name, path);
+        }
+        json_decref(v);
+        json_decref(k);
+}
+
+/* Fences older instances, aborts what they left open, and makes the local store a
+ * copy of what the offsets topic says for this connector. Returns 0 or -1 (failed). */
+static int task_eos_start(struct task *t)
+{
+        char err[512];
+        int r = kfk_txn_init(t->kfk, 60000, err, sizeof(err));
+        if (r < 0) {
+                task_fail(t, "cannot initialise transactions (transactional.id '%s'): %s",
+                          t->txn_id, err);
+                return -1;
+        }
+        /* The topic is the truth; the local file is a cache of it. */
+        struct off_store *s = t->env->store;
+        for (size_t i = off_count(s); i-- > 0;) {
+                const char *src;
+                struct off_rec rec;
+                if (off_at(s, i, &src, &rec) == 0 && strcmp(src, t->name) == 0)
+                        (void)off_del(s, t->name, rec.dev, rec.ino);
+        }
+        const struct cfg *w = t->env->worker;
+        char client_id[512];
+        snprintf(client_id, sizeof(client_id), "%s-offsets", t->txn_id);
+        struct kfk_offsets_conf oc = {
+                .bootstrap = t->env->bootstrap,
+                .client_id = client_id,
+                .worker = cfg_props(w),
+                .topic = cfg_str(w, "offset.storage.topic"),
+                .partitions = (int)cfg_int(w, "offset.storage.partitions"),
+                .replication_factor = (int)cfg_int(w, "offset.storage.replication.factor"),
+        };
+        struct eos_restore er = {.t = t};
+        err[0] = '\0';
+        r = kfk_offsets_read(&oc, eos_record, &er, err, sizeof(err));
+        if (r < 0) {
+                task_fail(t, "%s", err);
+                return -1;
+        }
+        log_info("task '%s': exactly-once (transactional.id '%s'): %zu file offsets from "
+                 "offset.storage.topic '%s'",
+                 t->name, t->txn_id, er.n, oc.topic);
+        return 0;
+}
+
 /* ---- start: finishing what the checkpoints left ---- */
 
 /* The directory entry of path's directory with inode ino, as a path. */
@@ -1378,6 +1619,8 @@ void task_start(struct task *t, uint64_t now_ms)
 {
         log_info("task '%s': %s -> topic '%s'", t->name,
                  t->tail_source ? "TailSource" : "FileStreamSource", t->topic);
+        if (t->eos && task_eos_start(t) < 0)
+                return;
         /* The store changes as files are adopted: collect this task's entries first. */
         struct off_store *s = t->env->store;
         size_t n = off_count(s), k = 0;
@@ -1447,6 +1690,10 @@ uint64_t task_tick(struct task *t, uint64_t now)
         t->next_due = NEVER;
         if (t->state != TASK_RUNNING)
                 return NEVER;
+        if (t->eos && (t->txn_interval_ms == 0 || now >= t->txn_due))
+                task_txn_commit(t);
+        if (t->eos && t->in_txn)
+                task_due(t, t->txn_due);
         if (now >= t->next_scan)
                 task_rescan(t, now);
         task_due(t, t->next_scan);
@@ -1507,7 +1754,7 @@ static int tfile_record(struct task *t, struct tfile *f)
 {
         if (!f->acked_dirty || (f->role == ROLE_DONE && find_id(t, f->dev, f->ino)))
                 return 0;
-        const struct tail_ckpt *pos = ack_position(f->ack);
+        const struct tail_ckpt *pos = t->eos ? &f->committed : ack_position(f->ack);
         struct off_rec rec = {
                 .dev = f->dev,
                 .ino = f->ino,
@@ -1530,7 +1777,7 @@ int task_checkpoint(struct task *t)
         int changed = 0, r;
         for (struct tfile *f = t->files, *next; f; f = next) {
                 next = f->next;
-                if (f->role == ROLE_DONE && ack_is_idle(f->ack)) {
+                if (f->role == ROLE_DONE && ack_is_idle(f->ack) && (!t->eos || f->tombstoned)) {
                         /* Done with it: everything read from it is acknowledged. */
                         if (!find_id(t, f->dev, f->ino))
                                 (void)off_del(t->env->store, t->name, f->dev, f->ino);
@@ -1736,6 +1983,22 @@ int task_new(const struct task_env *env, const struct cfg *conn, char *errbuf, s
         const char *prefix = cfg_str(env->worker, "client.id");
         snprintf(client_id, sizeof(client_id), "%s%s%s", *prefix ? prefix : "ringtail", "-",
                  t->name);
+        t->eos = strcasecmp(cfg_str(env->worker, "exactly.once.source.support"), "enabled") == 0;
+        if (t->eos) {
+                const char *over = props_get(cfg_props(conn), "producer.override.transactional.id");
+                const char *group = cfg_str(env->worker, "group.id");
+                r = over ? ((t->txn_id = strdup(over)) ? 0 : -1)
+                         : asprintf(&t->txn_id, "%s-%s-0", *group ? group : "ringtail", t->name);
+                if (r < 0 || !t->txn_id) {
+                        r = -ENOMEM;
+                        goto fail;
+                }
+                int64_t iv = cfg_int(conn, "transaction.boundary.interval.ms");
+                t->txn_interval_ms =
+                        strcmp(cfg_str(conn, "transaction.boundary"), "interval") != 0 ? 0
+                        : iv > 0 ? (uint64_t)iv
+                                 : (uint64_t)cfg_int(env->worker, "offset.flush.interval.ms");
+        }
         struct kfk_conf kc = {
                 .bootstrap = env->bootstrap,
                 .client_id = client_id,
@@ -1746,6 +2009,8 @@ int task_new(const struct task_env *env, const struct cfg *conn, char *errbuf, s
                 .error = task_kafka_error,
                 .userdata = t,
                 .buffer_memory = t->tail_source ? cfg_int(conn, "buffer.memory") : 0,
+                .transactional_id = t->eos ? t->txn_id : NULL,
+                .offsets_topic = t->eos ? cfg_str(env->worker, "offset.storage.topic") : NULL,
         };
         r = kfk_producer_new(&kc, errbuf, errlen, &t->kfk);
         if (r < 0)
@@ -1769,6 +2034,8 @@ void task_stop(struct task *t)
                 t->state = TASK_STOPPING;
         for (struct tfile *f = t->files; f; f = f->next)
                 tfile_seal(f);
+        if (t->eos && t->in_txn)
+                task_txn_commit(t); /* what was read is committed; nothing is read after */
 }
 
 size_t task_drain(struct task *t, int timeout_ms)
@@ -1834,6 +2101,7 @@ void task_free(struct task *t)
         free(t->by_target.b);
         links_free(t);
         free(t->ml_pattern);
+        free(t->txn_id);
         free(t->file);
         free(t->name);
         free(t->topic);

@@ -121,11 +121,19 @@ static int check_encoding(const char *v, char *why, size_t why_len)
 
 static int check_eos(const char *v, char *why, size_t why_len)
 {
-        if (strcasecmp(v, "disabled") == 0)
+        if (strcasecmp(v, "disabled") == 0 || strcasecmp(v, "enabled") == 0)
+                return 0;
+        snprintf(why, why_len, "expected enabled or disabled");
+        return -EINVAL;
+}
+
+static int check_boundary(const char *v, char *why, size_t why_len)
+{
+        if (strcmp(v, "poll") == 0 || strcmp(v, "interval") == 0)
                 return 0;
         snprintf(why, why_len,
-                 "expected disabled: exactly-once delivery is not available in this version "
-                 "(at-least-once with the idempotent producer is)");
+                 "expected poll or interval (connector-defined boundaries are not supported "
+                 "by ringtail's source connectors)");
         return -EINVAL;
 }
 
@@ -298,7 +306,18 @@ static const struct cfg_def worker_defs[] = {
         {"header.converter", CFG_CLASS, "", 0, 0, NULL, check_header_converter, 0,
          "converter of record headers"},
         STRC("exactly.once.source.support", "disabled", check_eos,
-             "exactly-once source delivery (KIP-618); only disabled in this version"),
+             "enabled: exactly-once delivery (KIP-618): transactions carry the records and "
+             "their offsets, written to offset.storage.topic"),
+        STRC("offset.storage.topic", "connect-offsets", check_topic,
+             "exactly-once: the compacted topic of source offsets (created if missing)"),
+        INT("offset.storage.partitions", "25", 1, 100000,
+            "exactly-once: partitions of offset.storage.topic when ringtail creates it"),
+        INT("offset.storage.replication.factor", "-1", -1, 32767,
+            "exactly-once: replication factor of offset.storage.topic when ringtail creates it "
+            "(-1: the broker's default)"),
+        STR("group.id", "",
+            "prefix of transactional ids (default ringtail): "
+            "<group.id>-<connector>-0"),
         STRC("io.backend", "auto", check_io_backend,
              "ringtail: file reads through io_uring, poll(2)+pread(2), or auto (io_uring if the "
              "kernel allows it)"),
@@ -334,6 +353,16 @@ static const struct cfg_def connector_defs[] = {
              "single message transforms; must be empty in this version"),
         STRC("predicates", "", check_unsupported_list,
              "transform predicates; must be empty in this version"),
+        STRC("transaction.boundary", "poll", check_boundary,
+             "exactly-once: a transaction per read of a file (poll) or per "
+             "transaction.boundary.interval.ms (interval)"),
+        LONG("transaction.boundary.interval.ms", "0", 0, INT64_MAX,
+             "exactly-once, interval boundary: how long a transaction lasts (0: "
+             "offset.flush.interval.ms)"),
+        IGNORED("exactly.once.support", CFG_STRING,
+                "ringtail's source connectors always support exactly-once"),
+        IGNORED("offsets.storage.topic", CFG_STRING,
+                "per-connector offsets topics: the worker's offset.storage.topic is used"),
         IGNORED("errors.tolerance", CFG_STRING, "a source line cannot fail conversion"),
         IGNORED("errors.log.enable", CFG_BOOL, "a source line cannot fail conversion"),
         IGNORED("errors.log.include.messages", CFG_BOOL, "a source line cannot fail conversion"),
