@@ -259,6 +259,7 @@ struct task {
         uint64_t next_due, next_scan;
         bool starting; /* the first walk: read.from applies */
         bool queue_full;
+        bool fatal;   /* the producer failed for good: nothing in flight will be delivered */
         bool closing; /* task_close() ran: no callback may touch files or Kafka */
         bool nothing_logged;
         struct task_stats st;
@@ -607,6 +608,7 @@ static int tfile_produce(struct tfile *f, const char *data, size_t len, uint64_t
                                   "the topic's max.message.bytes higher)",
                                   end, f->path, vlen);
                 } else {
+                        t->fatal = t->fatal || r == -ENOTRECOVERABLE;
                         task_fail(t, "producing to topic '%s': %s", t->topic,
                                   r == -ENOMEM ? "out of memory" : kfk_last_error(t->kfk));
                 }
@@ -811,9 +813,10 @@ static void task_dr(void *userdata, void *msg_opaque, int err, const char *errst
 static void task_kafka_error(void *userdata, bool fatal, const char *errstr)
 {
         struct task *t = userdata;
-        if (fatal)
+        if (fatal) {
+                t->fatal = true;
                 task_fail(t, "fatal producer error: %s", errstr);
-        else
+        } else
                 log_warn("task '%s': kafka: %s (records wait, reading pauses when the queue is "
                          "full)",
                          t->name, errstr);
@@ -2040,7 +2043,7 @@ void task_stop(struct task *t)
 
 size_t task_drain(struct task *t, int timeout_ms)
 {
-        if (kfk_in_flight(t->kfk) > 0)
+        if (kfk_in_flight(t->kfk) > 0 && !t->fatal)
                 (void)kfk_flush(t->kfk, timeout_ms);
         size_t left = kfk_in_flight(t->kfk);
         /* What is left will not be acknowledged now: its reports come as errors and
