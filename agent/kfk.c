@@ -50,6 +50,9 @@ static const struct {
         {"message.timeout.ms", "0"},
         /* librdkafka's default queue is 1 GiB; the file is the buffer. */
         {"queue.buffering.max.kbytes", "16384"},
+        /* librdkafka backs off up to 10 s between reconnects: a broker back after an
+         * outage would wait that long for ringtail. One attempt a second is cheap. */
+        {"reconnect.backoff.max.ms", "1000"},
 };
 
 static void kfk_dr_msg_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
