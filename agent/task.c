@@ -1053,22 +1053,27 @@ static struct tfile *tfile_new(struct task *t, const char *path, const char *ori
         return f;
 }
 
+/* True if the regular file at path holds what ck says (tail_ckpt_matches()). */
+static bool ckpt_holds(struct task *t, const char *path, const struct tail_ckpt *ck)
+{
+        int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+        if (fd < 0)
+                return false;
+        struct tail *tl;
+        if (tail_new(t->env->loop, fd, path, &t->topts, &task_tail_ops, NULL, &tl) < 0) {
+                close(fd);
+                return false;
+        }
+        bool ok = tail_ckpt_matches(tl, ck);
+        tail_free(tl);
+        return ok;
+}
+
 /* The copy of a truncated file (or of a checkpointed one): read from `at`. */
 static int tfile_start_copy(struct task *t, const char *path, const struct tail_ckpt *at,
                             const char *of)
 {
-        int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-        if (fd < 0)
-                return -errno;
-        struct tail *tl;
-        int r = tail_new(t->env->loop, fd, path, &t->topts, &task_tail_ops, NULL, &tl);
-        if (r < 0) {
-                close(fd);
-                return r;
-        }
-        bool match = tail_ckpt_matches(tl, at);
-        tail_free(tl);
-        if (!match)
+        if (!ckpt_holds(t, path, at))
                 return -ESTALE;
         struct stat st;
         if (stat(path, &st) < 0)
@@ -1544,22 +1549,6 @@ static bool find_inode(const char *dirpath, uint64_t dev, uint64_t ino, char *ou
         }
         closedir(dir);
         return found;
-}
-
-/* True if the file at path has identity (dev, ino) and holds what ck says. */
-static bool ckpt_holds(struct task *t, const char *path, const struct tail_ckpt *ck)
-{
-        int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-        if (fd < 0)
-                return false;
-        struct tail *tl;
-        if (tail_new(t->env->loop, fd, path, &t->topts, &task_tail_ops, NULL, &tl) < 0) {
-                close(fd);
-                return false;
-        }
-        bool ok = tail_ckpt_matches(tl, ck);
-        tail_free(tl);
-        return ok;
 }
 
 /* One checkpoint of this task: find its file (at its path, under another name in
