@@ -62,16 +62,24 @@ def worker(mnt):
             "offset.flush.interval.ms": "200"}
 
 
-def test_disk_full_then_space_again(tmp_path, bootstrap, topic, state_fs):
+def started(tmp_path, bootstrap, topic, state_fs, tag, n):
+    """app.log with n lines, ringtail running with its checkpoint in state_fs, the lines
+    in Kafka and checkpointed. Returns (app, store, lines, rt)."""
     logs = tmp_path / "logs"
     logs.mkdir()
     app = logs / "app.log"
     store = state_fs / "connect.offsets"
-    first = append(app, lines_of("a", 100))
+    lines = append(app, lines_of(tag, n))
     rt = start(tmp_path, bootstrap, topic, str(app), worker=worker(state_fs))
-    wait_lines(bootstrap, topic, first, rt)
-    harness.wait_until(lambda: store.exists() and offsets(store).get(str(app)) == 10100, 30,
+    wait_lines(bootstrap, topic, lines, rt)
+    size = app.stat().st_size
+    harness.wait_until(lambda: store.exists() and offsets(store).get(str(app)) == size, 30,
                        "the first checkpoint")
+    return app, store, lines, rt
+
+
+def test_disk_full_then_space_again(tmp_path, bootstrap, topic, state_fs):
+    app, store, first, rt = started(tmp_path, bootstrap, topic, state_fs, "a", 100)
     filler = fill(state_fs)
     good = store.read_bytes()
 
@@ -93,15 +101,7 @@ def test_disk_full_then_space_again(tmp_path, bootstrap, topic, state_fs):
 def test_disk_full_at_shutdown(tmp_path, bootstrap, topic, state_fs):
     """Still full at SIGTERM: exit 1 with a message; the restart resends exactly the lines
     after the intact checkpoint (at-least-once: duplicates, no loss)."""
-    logs = tmp_path / "logs"
-    logs.mkdir()
-    app = logs / "app.log"
-    store = state_fs / "connect.offsets"
-    first = append(app, lines_of("b", 50))
-    rt = start(tmp_path, bootstrap, topic, str(app), worker=worker(state_fs))
-    wait_lines(bootstrap, topic, first, rt)
-    harness.wait_until(lambda: store.exists() and offsets(store).get(str(app)) == 5050, 30,
-                       "the first checkpoint")
+    app, store, first, rt = started(tmp_path, bootstrap, topic, state_fs, "b", 50)
     filler = fill(state_fs)
     more = append(app, lines_of("b", 30, first=50))
     wait_lines(bootstrap, topic, first + more, rt)
@@ -119,15 +119,7 @@ def test_disk_full_at_shutdown(tmp_path, bootstrap, topic, state_fs):
 
 
 def test_read_only_state_directory(tmp_path, bootstrap, topic, state_fs):
-    logs = tmp_path / "logs"
-    logs.mkdir()
-    app = logs / "app.log"
-    store = state_fs / "connect.offsets"
-    first = append(app, lines_of("c", 40))
-    rt = start(tmp_path, bootstrap, topic, str(app), worker=worker(state_fs))
-    wait_lines(bootstrap, topic, first, rt)
-    harness.wait_until(lambda: store.exists() and offsets(store).get(str(app)) == 4040, 30,
-                       "the first checkpoint")
+    app, store, first, rt = started(tmp_path, bootstrap, topic, state_fs, "c", 40)
     subprocess.run(["mount", "-o", "remount,ro", str(state_fs)], check=True)
     good = store.read_bytes()
     more = append(app, lines_of("c", 40, first=40))
