@@ -362,9 +362,15 @@ broker.session.timeout.ms=4000
 EOF
 }
 
-# A KRaft cluster id: 16 random bytes, URL-safe base64 without padding.
+# A KRaft cluster id: 16 random bytes, URL-safe base64 without padding. One that
+# starts with '-' (1 in 64) would be read by StorageTool as an option: draw again.
 cluster_id() {
-        head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n'
+        local id
+        while :; do
+                id=$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n')
+                [ "${id#-}" = "$id" ] && break
+        done
+        printf '%s' "$id"
 }
 
 format_storage() {
