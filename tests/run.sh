@@ -8,7 +8,8 @@
 #   3. dev build: unit tests (cmocka) and fuzz corpus replays (ctest)
 #   4. asan build (ASan + UBSan): the same tests
 #   5. fuzz build (clang, libFuzzer): each target fuzzes RINGTAIL_FUZZ_SECONDS (15)
-#   6. integration tests (pytest) of the asan binary against a real Apache Kafka
+#   6. bench smoke run: bench/run.py --smoke (tiny corpus, ringtail and kcat, verified)
+#   7. integration tests (pytest) of the asan binary against a real Apache Kafka
 #      broker started by tests/kafka/kafka.sh (jars from Maven Central, cached)
 # Extra arguments go to pytest (e.g. -k walkthrough).
 set -euo pipefail
@@ -42,6 +43,9 @@ ctest --preset fuzz
 
 step "Kafka broker jars (Maven Central, cached)"
 time bash tests/kafka/kafka.sh resolve
+
+step "bench smoke run (the harness works end to end; no timing is judged)"
+RINGTAIL_BIN=$PWD/build/dev/ringtail /usr/bin/python3 bench/run.py --smoke
 
 step "integration tests against a real Kafka broker"
 RINGTAIL_BIN=$PWD/build/asan/ringtail /usr/bin/python3 -m pytest tests/integration -v -rA \
