@@ -261,7 +261,6 @@ struct task {
         bool queue_full;
         bool fatal;   /* the producer failed for good: nothing in flight will be delivered */
         bool closing; /* task_close() ran: no callback may touch files or Kafka */
-        bool nothing_logged;
         struct task_stats st;
 };
 
@@ -326,9 +325,8 @@ static void tdir_watch(struct tdir *d)
 /* A directory no file needs any more stays watched until the next rescan drops
  * it: events in flight may still name it, and a rotation usually brings the next
  * file to the same directory at once. */
-static void tdir_unref(struct task *t, struct tdir *d)
+static void tdir_unref(struct tdir *d)
 {
-        (void)t;
         if (d && d->refs > 0)
                 d->refs--;
 }
@@ -474,7 +472,7 @@ static void tfile_unlink_path(struct task *t, struct tfile *f)
         }
         free(f->target);
         f->target = NULL;
-        tdir_unref(t, f->tdir);
+        tdir_unref(f->tdir);
         f->tdir = NULL;
 }
 
@@ -488,7 +486,7 @@ static int tfile_set_path(struct task *t, struct tfile *f, const char *path)
         tfile_unlink_path(t, f);
         free(f->path);
         f->path = p;
-        tdir_unref(t, f->dir);
+        tdir_unref(f->dir);
         f->dir = tdir_of(t, p);
         if (htab_add(&t->by_path, &f->n_path, hash_str(p)) < 0)
                 return -ENOMEM;
@@ -667,12 +665,12 @@ static int task_line(void *userdata, const struct frame_line *line)
                 return 0;
         }
         if (f->ml && !piece) {
+                uint64_t now = clock_ms();
                 for (;;) {
-                        int r = ml_offer(f->ml, line->data, line->len, start, line->end,
-                                         clock_ms());
+                        int r = ml_offer(f->ml, line->data, line->len, start, line->end, now);
                         if (r == ML_TAKEN) {
                                 f->next_start = line->end;
-                                task_due(t, clock_ms() + t->ml_timeout_ms);
+                                task_due(t, now + t->ml_timeout_ms);
                                 return 0;
                         }
                         if (r < 0) {
@@ -985,7 +983,7 @@ static void tfile_free(struct task *t, struct tfile *f)
                 t->n_waiting--;
         tfile_unlink_path(t, f);
         htab_del(&t->by_id, &f->n_id);
-        tdir_unref(t, f->dir);
+        tdir_unref(f->dir);
         if (f->prev)
                 f->prev->next = f->next;
         else

@@ -115,11 +115,6 @@ size_t tail_held(const struct tail *t)
         return frame_held(t->frame);
 }
 
-const struct frame_stats *tail_frame_stats(const struct tail *t)
-{
-        return frame_stats(t->frame);
-}
-
 /* Reads exactly len bytes at off (short only at end of file). Returns bytes or -errno. */
 static ssize_t tail_pread_full(int fd, void *buf, size_t len, uint64_t off)
 {

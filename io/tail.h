@@ -131,9 +131,6 @@ uint64_t tail_consumed_offset(const struct tail *t);
 /* Bytes of a partial last line held (waiting for its newline). */
 size_t tail_held(const struct tail *t);
 
-/* Lines and over-long lines split, truncated or skipped so far. */
-const struct frame_stats *tail_frame_stats(const struct tail *t);
-
 enum tail_change {
         TAIL_UNCHANGED,
         TAIL_GREW,    /* there is more to read (the tail was woken) */
