@@ -175,9 +175,10 @@ struct tdir {
         struct task *task;
         char *path;
         struct watch_sub *sub;
-        unsigned refs;    /* tracked files living here (their path or symlink target) */
-        bool globbed;     /* the globs can match in or below it (seen by the last walk) */
-        char *moved_from; /* the last event: a wanted, untracked name renamed away */
+        unsigned refs;         /* tracked files living here (their path or symlink target) */
+        bool globbed;          /* the globs can match in or below it (seen by the last walk) */
+        char *moved_from;      /* a wanted name renamed away (the path it was wanted by) */
+        uint32_t moved_cookie; /* inotify's cookie of that rename */
 };
 
 struct tfile {
@@ -297,7 +298,7 @@ static void task_due(struct task *t, uint64_t when)
 
 /* ---- directories ---- */
 
-static void tdir_event(void *userdata, const char *name, uint32_t mask);
+static void tdir_event(void *userdata, const char *name, uint32_t mask, uint32_t cookie);
 
 static struct tdir *tdir_get(struct task *t, const char *path)
 {
@@ -1238,7 +1239,16 @@ static void task_rescan(struct task *t, uint64_t now)
         task_due(t, t->next_scan);
 }
 
-static void tdir_event(void *userdata, const char *name, uint32_t mask)
+/* Remembers that a wanted name (wanted as `by`: itself, or the symlink pointing at
+ * it) was renamed away by the rename `cookie`; its IN_MOVED_TO tells where it went. */
+static void tdir_moved_from(struct tdir *d, const char *by, uint32_t cookie)
+{
+        free(d->moved_from);
+        d->moved_from = cookie ? strdup(by) : NULL;
+        d->moved_cookie = cookie;
+}
+
+static void tdir_event(void *userdata, const char *name, uint32_t mask, uint32_t cookie)
 {
         struct tdir *d = userdata;
         struct task *t = d->task;
@@ -1267,16 +1277,13 @@ static void tdir_event(void *userdata, const char *name, uint32_t mask)
                 }
                 return;
         }
-        /* A wanted name renamed away before it was looked at: its new name (next
-         * event, same directory) is a rotated file to read. moved_from holds the
-         * path it was wanted by (the name, or the symlink pointing at it). */
-        char *moved_from = d->moved_from;
-        d->moved_from = NULL;
-        if ((mask & IN_MOVED_TO) && moved_from) {
+        /* A wanted name renamed away before it was looked at: where the rename with
+         * the same cookie put it is a rotated file to read. */
+        if ((mask & IN_MOVED_TO) && d->moved_from && cookie == d->moved_cookie) {
                 struct stat st;
                 char from[PATH_MAX];
-                snprintf(from, sizeof(from), "%s", moved_from);
-                free(moved_from);
+                snprintf(from, sizeof(from), "%s", d->moved_from);
+                tdir_moved_from(d, NULL, 0);
                 task_look(t, path, NULL, now);
                 if (stat(path, &st) == 0 && S_ISREG(st.st_mode) &&
                     !find_id(t, (uint64_t)st.st_dev, (uint64_t)st.st_ino) &&
@@ -1289,7 +1296,6 @@ static void tdir_event(void *userdata, const char *name, uint32_t mask)
                 }
                 return;
         }
-        free(moved_from);
         struct tfile *f = find_path(t, path);
         struct tfile *tf = f ? NULL : find_target(t, path);
         const char *link = tf ? tf->path : f ? NULL : link_of(t, path);
@@ -1307,7 +1313,7 @@ static void tdir_event(void *userdata, const char *name, uint32_t mask)
                 snprintf(lp, sizeof(lp), "%s", link);
                 task_look(t, lp, NULL, now);
                 if (mask & IN_MOVED_FROM)
-                        d->moved_from = strdup(lp);
+                        tdir_moved_from(d, lp, cookie);
                 return;
         }
         if (mask & (IN_MOVED_FROM | IN_DELETE)) {
@@ -1318,10 +1324,10 @@ static void tdir_event(void *userdata, const char *name, uint32_t mask)
                              (uint64_t)st.st_ino == f->ino;
                 if (f && !still)
                         tfile_lost_path(t, f, now);
-                /* Whatever file it was: if its new name (the next event) holds a file
+                /* Whatever file it was: if where the rename put it (its IN_MOVED_TO) holds a file
                  * not tracked, that file had a wanted name and is read. */
                 if ((mask & IN_MOVED_FROM) && globset_match(t->globs, path))
-                        d->moved_from = strdup(path);
+                        tdir_moved_from(d, path, cookie);
                 return;
         }
         if (mask & (IN_CREATE | IN_MOVED_TO | IN_ATTRIB | IN_CLOSE_WRITE))

@@ -186,7 +186,7 @@ static void watch_notify_dir(struct watch *w, struct watch_dir *d, const char *n
                         w->moves[w->next_move] = (struct watch_move){cookie, s};
                         w->next_move = (w->next_move + 1) % MOVES;
                 }
-                s->cb(s->userdata, name, mask);
+                s->cb(s->userdata, name, mask, cookie);
         }
         if (!(mask & IN_MOVED_TO) || !cookie)
                 return;
@@ -198,7 +198,7 @@ static void watch_notify_dir(struct watch *w, struct watch_dir *d, const char *n
                 m->sub = NULL;
                 /* Renamed onto its own name: already told above. */
                 if (!s->dead && s->dir == d && strcmp(name, s->name) != 0)
-                        s->cb(s->userdata, name, mask);
+                        s->cb(s->userdata, name, mask, cookie);
         }
 }
 

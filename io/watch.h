@@ -22,7 +22,8 @@
 struct watch;
 struct watch_sub;
 
-typedef void (*watch_cb_t)(void *userdata, const char *name, uint32_t mask);
+/* cookie: inotify's, which pairs an IN_MOVED_FROM with its IN_MOVED_TO (0 otherwise). */
+typedef void (*watch_cb_t)(void *userdata, const char *name, uint32_t mask, uint32_t cookie);
 
 /* Returns 0, -errno from inotify_init1, -ENOMEM. */
 int watch_new(struct watch **ret_watch);
