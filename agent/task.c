@@ -56,6 +56,7 @@
 #include <strings.h>
 #include <sys/inotify.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 #include <jansson.h>
 #include <xxhash.h>
@@ -217,7 +218,8 @@ struct tfile {
 };
 
 struct task_stats {
-        uint64_t lines_sent, lines_acked;
+        uint64_t lines_sent, lines_acked, bytes_sent;
+        uint64_t txn_committed, txn_aborted;
         uint64_t split, truncated, skipped, empty_skipped;
         uint64_t files_opened, files_rotated, files_truncated, copies_found, files_finished;
 };
@@ -263,6 +265,9 @@ struct task {
         bool fatal;   /* the producer failed for good: nothing in flight will be delivered */
         bool closing; /* task_close() ran: no callback may touch files or Kafka */
         struct task_stats st;
+        char failure[1024];    /* TASK_FAILED: why */
+        char kafka_error[512]; /* a connection problem, until Kafka acknowledges again */
+        uint64_t kafka_error_since, kafka_error_mono; /* wall clock ms, clock_ms() */
 };
 
 static void task_fail(struct task *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -277,6 +282,7 @@ static void task_fail(struct task *t, const char *fmt, ...)
         if (t->state == TASK_FAILED)
                 return;
         t->state = TASK_FAILED;
+        snprintf(t->failure, sizeof(t->failure), "%s", msg);
         log_error("task '%s': failed: %s; the task stops and its checkpoint stays before the "
                   "first record not acknowledged",
                   t->name, msg);
@@ -616,6 +622,7 @@ static int tfile_produce(struct tfile *f, const char *data, size_t len, uint64_t
         ack_record(f->ack, end);
         f->txn_dirty = true;
         t->st.lines_sent++;
+        t->st.bytes_sent += vlen;
         if (++f->batch_lines >= t->batch_size)
                 tfile_seal(f);
         return 0;
@@ -807,6 +814,12 @@ static void task_dr(void *userdata, void *msg_opaque, int err, const char *errst
                 return;
         }
         t->st.lines_acked++;
+        if (t->kafka_error[0]) {
+                log_notice("task '%s': Kafka acknowledges records again, %.1f s after '%s'",
+                           t->name, (double)(clock_ms() - t->kafka_error_mono) / 1000.0,
+                           t->kafka_error);
+                t->kafka_error[0] = '\0';
+        }
 }
 
 static void task_kafka_error(void *userdata, bool fatal, const char *errstr)
@@ -815,10 +828,17 @@ static void task_kafka_error(void *userdata, bool fatal, const char *errstr)
         if (fatal) {
                 t->fatal = true;
                 task_fail(t, "fatal producer error: %s", errstr);
-        } else
-                log_warn("task '%s': kafka: %s (records wait, reading pauses when the queue is "
-                         "full)",
-                         t->name, errstr);
+                return;
+        }
+        log_warn("task '%s': kafka: %s (records wait, reading pauses when the queue is full)",
+                 t->name, errstr);
+        if (!t->kafka_error[0]) {
+                struct timespec ts;
+                clock_gettime(CLOCK_REALTIME, &ts);
+                t->kafka_error_since = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+                t->kafka_error_mono = clock_ms();
+        }
+        snprintf(t->kafka_error, sizeof(t->kafka_error), "%s", errstr);
 }
 
 static void task_kfk_ready(struct io_op *op, int res)
@@ -1409,6 +1429,10 @@ static void task_txn_commit(struct task *t)
         }
         r = kfk_txn_commit(t->kfk, 60000, err, sizeof(err));
         t->in_txn = false;
+        if (r < 0)
+                t->st.txn_aborted++;
+        else
+                t->st.txn_committed++;
         if (r < 0) {
                 task_fail(t,
                           "%s (transactional.id '%s'): %s; a restart resumes from the last "
@@ -2076,6 +2100,36 @@ void task_close(struct task *t)
 enum task_state task_get_state(const struct task *t)
 {
         return t->state;
+}
+
+void task_get_status(const struct task *t, struct task_status *s)
+{
+        const struct task_stats *st = &t->st;
+        *s = (struct task_status){
+                .state = t->state,
+                .failure = t->state == TASK_FAILED ? t->failure : NULL,
+                .kafka_error = t->kafka_error[0] ? t->kafka_error : NULL,
+                .kafka_error_since = t->kafka_error_since,
+                .reading_paused = t->queue_full,
+                .lines_sent = st->lines_sent,
+                .lines_acked = st->lines_acked,
+                .bytes_sent = st->bytes_sent,
+                .split = st->split,
+                .truncated = st->truncated,
+                .skipped = st->skipped,
+                .empty_skipped = st->empty_skipped,
+                .files_opened = st->files_opened,
+                .files_rotated = st->files_rotated,
+                .files_truncated = st->files_truncated,
+                .copies_found = st->copies_found,
+                .files_finished = st->files_finished,
+                .records_in_flight = t->kfk ? kfk_in_flight(t->kfk) : 0,
+                .files_open = t->n_open,
+                .transactions_committed = st->txn_committed,
+                .transactions_aborted = st->txn_aborted,
+        };
+        for (const struct tfile *f = t->files; f; f = f->next)
+                s->files_tracked += f->role != ROLE_DONE;
 }
 
 const char *task_name(const struct task *t)

@@ -71,6 +71,25 @@ size_t task_drain(struct task *t, int timeout_ms);
 void task_close(struct task *t);
 
 enum task_state task_get_state(const struct task *t);
+
+/* What the REST API and /metrics report of a task. Strings are borrowed until the
+ * next call into the task. */
+struct task_status {
+        enum task_state state;
+        const char *failure;        /* TASK_FAILED: why */
+        const char *kafka_error;    /* Kafka reported a problem and acknowledged nothing since */
+        uint64_t kafka_error_since; /* wall clock, ms since the epoch */
+        bool reading_paused;        /* the producer's queue is full (buffer.memory) */
+        uint64_t lines_sent, lines_acked, bytes_sent;
+        uint64_t split, truncated, skipped, empty_skipped;
+        uint64_t files_opened, files_rotated, files_truncated, copies_found, files_finished;
+        /* files_truncated counts saved offsets not trusted too (the file read from 0) */
+        uint64_t records_in_flight;
+        uint32_t files_tracked, files_open;
+        uint64_t transactions_committed, transactions_aborted; /* exactly-once */
+};
+
+void task_get_status(const struct task *t, struct task_status *ret_status);
 const char *task_name(const struct task *t);
 
 /* NULL is a no-op. See task_close(). */

@@ -25,9 +25,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "agent/api.h"
 #include "agent/clock.h"
 #include "agent/kfk.h"
 #include "agent/log.h"
+#include "agent/rest.h"
 #include "agent/task.h"
 #include "agent/worker.h"
 #include "config/cfg.h"
@@ -61,6 +63,10 @@ struct worker {
         struct task_env env;
         struct task **tasks;
         int n_tasks;
+        struct rest *rest;
+        struct api_connector *api_conns;
+        struct api_worker api;
+        char worker_id[300];
 
         bool stop;
         bool closing;
@@ -195,6 +201,13 @@ static void worker_on_inotify(struct io_op *op, int res)
 
 /* ---- checkpoints ---- */
 
+static uint64_t wall_ms(void)
+{
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
 static int worker_checkpoint(struct worker *w)
 {
         for (int i = 0; i < w->n_tasks; i++) {
@@ -207,6 +220,15 @@ static int worker_checkpoint(struct worker *w)
         }
         int r = off_commit(w->store);
         if (r < 0) {
+                w->api.checkpoint_failures++;
+                if (!w->api.checkpoint_err)
+                        w->api.checkpoint_err_since = wall_ms();
+        } else {
+                w->api.checkpoint_writes++;
+                w->api.checkpoint_ok_at = wall_ms();
+        }
+        w->api.checkpoint_err = r;
+        if (r < 0) {
                 if (r != w->checkpoint_err)
                         log_error("checkpoint: cannot write '%s': %s; offsets on disk are not "
                                   "advancing (a restart would send lines again); retrying",
@@ -216,6 +238,53 @@ static int worker_checkpoint(struct worker *w)
         }
         w->checkpoint_err = r;
         return r;
+}
+
+/* ---- REST API ---- */
+
+static void worker_on_request(void *userdata, struct rest_request *req)
+{
+        struct worker *w = userdata;
+        api_handle(&w->api, req);
+}
+
+/* Starts the REST API on `listeners`, unless it is empty. */
+static int worker_rest(struct worker *w)
+{
+        char host[256], why[256], errbuf[512];
+        unsigned port;
+        const char *listeners = cfg_str(w->wcfg, "listeners");
+        int r = cfg_parse_listener(listeners, host, sizeof(host), &port, why, sizeof(why));
+        if (r <= 0) {
+                if (r == 0)
+                        log_info("worker: REST API off (listeners is empty)");
+                return r;
+        }
+        w->api_conns = calloc((size_t)w->n_tasks, sizeof(*w->api_conns));
+        if (!w->api_conns)
+                return -ENOMEM;
+        for (int i = 0; i < w->n_tasks; i++)
+                w->api_conns[i] = (struct api_connector){
+                        .name = cfg_str(w->conns[i].cfg, "name"),
+                        .class_name = cfg_str(w->conns[i].cfg, "connector.class"),
+                        .topic = cfg_str(w->conns[i].cfg, "topic"),
+                        .props = w->conns[i].props,
+                        .task = w->tasks[i],
+                };
+        r = rest_new(w->loop, host, port, worker_on_request, w, errbuf, sizeof(errbuf), &w->rest);
+        if (r < 0) {
+                log_error("worker: REST API: %s (listeners=%s; choose another port, or an empty "
+                          "value to run without the API)",
+                          errbuf, listeners);
+                return r == -EINVAL ? -EIO : r;
+        }
+        snprintf(w->worker_id, sizeof(w->worker_id), "%s", rest_address(w->rest));
+        w->api.worker_id = w->worker_id;
+        w->api.conns = w->api_conns;
+        w->api.n_conns = w->n_tasks;
+        w->api.store = w->store;
+        log_info("worker: REST API on http://%s", w->worker_id);
+        return 0;
 }
 
 /* ---- run ---- */
@@ -312,6 +381,8 @@ static int worker_setup(struct worker *w)
         r = io_poll(w->loop, &w->sig_op, w->sigfd, POLLIN);
         if (r == 0)
                 r = io_poll(w->loop, &w->watch_op, watch_fd(w->watch), POLLIN);
+        if (r == 0)
+                r = worker_rest(w);
         return r;
 }
 
@@ -362,6 +433,9 @@ static int worker_shutdown(struct worker *w, int status)
         int grace = (int)cfg_int(w->wcfg, "task.shutdown.graceful.timeout.ms");
         bool failed = false;
 
+        /* The loop is about to block in drains: requests would time out. */
+        rest_stop(w->rest);
+
         for (int i = 0; i < w->n_tasks; i++) {
                 failed = failed || task_get_state(w->tasks[i]) == TASK_FAILED;
                 task_stop(w->tasks[i]);
@@ -390,6 +464,7 @@ static void worker_free(struct worker *w)
         w->closing = true;
         for (int i = 0; i < w->n_tasks; i++)
                 task_close(w->tasks[i]);
+        rest_stop(w->rest);
         if (w->loop) {
                 if (w->sigfd >= 0)
                         (void)io_cancel(w->loop, &w->sig_op);
@@ -402,6 +477,9 @@ static void worker_free(struct worker *w)
         for (int i = 0; i < w->n_tasks; i++)
                 task_free(w->tasks[i]);
         free(w->tasks);
+        if (!w->loop || io_in_flight(w->loop) == 0)
+                rest_free(w->rest); /* else leaked: its wake-up is still the loop's */
+        free(w->api_conns);
         kfk_mock_free(w->mock);
         free(w->bootstrap);
         off_store_free(w->store);

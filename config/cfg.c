@@ -153,6 +153,74 @@ static int check_io_backend(const char *v, char *why, size_t why_len)
         return -EINVAL;
 }
 
+int cfg_parse_listener(const char *value, char *host, size_t host_len, unsigned *ret_port,
+                       char *why, size_t why_len)
+{
+        while (*value == ' ' || *value == '\t')
+                value++;
+        if (!*value)
+                return 0;
+        if (strchr(value, ',')) {
+                snprintf(why, why_len, "one listener only (ringtail serves one http address)");
+                return -EINVAL;
+        }
+        if (strncasecmp(value, "https://", 8) == 0) {
+                snprintf(why, why_len,
+                         "https is not supported: use http:// on a loopback "
+                         "address and a TLS proxy in front");
+                return -EINVAL;
+        }
+        if (strncasecmp(value, "http://", 7) != 0) {
+                snprintf(why, why_len, "expected http://HOST:PORT");
+                return -EINVAL;
+        }
+        const char *h = value + 7, *colon;
+        size_t hl;
+        if (*h == '[') {
+                const char *close = strchr(h, ']');
+                if (!close || close[1] != ':') {
+                        snprintf(why, why_len, "expected http://[IPv6]:PORT");
+                        return -EINVAL;
+                }
+                h++;
+                hl = (size_t)(close - h);
+                colon = close + 1;
+        } else {
+                colon = strrchr(h, ':');
+                if (!colon) {
+                        snprintf(why, why_len, "no port: expected http://HOST:PORT");
+                        return -EINVAL;
+                }
+                hl = (size_t)(colon - h);
+        }
+        if (hl >= host_len) {
+                snprintf(why, why_len, "host name too long");
+                return -EINVAL;
+        }
+        memcpy(host, h, hl);
+        host[hl] = '\0';
+        const char *p = colon + 1;
+        char *end;
+        errno = 0;
+        unsigned long port = strtoul(p, &end, 10);
+        while (*end == '/')
+                end++;
+        if (!*p || *p < '0' || *p > '9' || errno || *end || port > 65535) {
+                snprintf(why, why_len, "bad port '%s' (0-65535; 0 picks a free one)", p);
+                return -EINVAL;
+        }
+        *ret_port = (unsigned)port;
+        return 1;
+}
+
+static int check_listeners(const char *v, char *why, size_t why_len)
+{
+        char host[256];
+        unsigned port;
+        int r = cfg_parse_listener(v, host, sizeof(host), &port, why, why_len);
+        return r < 0 ? r : 0;
+}
+
 static int check_choice(const char *v, const char *const *choices, char *why, size_t why_len)
 {
         size_t used = 0;
@@ -323,11 +391,19 @@ static const struct cfg_def worker_defs[] = {
              "kernel allows it)"),
         IGNORED("plugin.path", CFG_LIST,
                 "Java plugin directories: ringtail has its connectors built in"),
-        IGNORED("listeners", CFG_LIST, "REST API listeners: the REST API is not in this version"),
-        IGNORED("rest.host.name", CFG_STRING, "REST API: not in this version"),
-        IGNORED("rest.port", CFG_INT, "REST API: not in this version"),
-        IGNORED("rest.advertised.host.name", CFG_STRING, "REST API: not in this version"),
-        IGNORED("rest.advertised.port", CFG_INT, "REST API: not in this version"),
+        STRC("listeners", "http://127.0.0.1:8083", check_listeners,
+             "the REST API's address, http://HOST:PORT (one; port 0 picks a free one, logged); "
+             "empty: no REST API"),
+        IGNORED("rest.host.name", CFG_STRING, "deprecated in Connect: use listeners"),
+        IGNORED("rest.port", CFG_INT, "deprecated in Connect: use listeners"),
+        IGNORED("rest.advertised.host.name", CFG_STRING,
+                "ringtail reports the address it listens on"),
+        IGNORED("rest.advertised.port", CFG_INT, "ringtail reports the address it listens on"),
+        IGNORED("rest.advertised.listener", CFG_STRING,
+                "ringtail reports the address it listens on"),
+        IGNORED("admin.listeners", CFG_LIST,
+                "Connect's admin endpoints (loggers) are not in "
+                "ringtail"),
         IGNORED("offset.flush.timeout.ms", CFG_LONG,
                 "ringtail's checkpoint write does not wait for Kafka"),
         IGNORED("internal.key.converter", CFG_CLASS, "removed in Kafka 3.0"),

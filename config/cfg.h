@@ -89,6 +89,12 @@ enum cfg_connector {
         CFG_CONN_TAIL_SOURCE,
 };
 
+/* Parses a `listeners` value. Returns 1 and fills host/port for one http listener,
+ * 0 for an empty value (no REST API), -EINVAL with why filled otherwise (https,
+ * several listeners, a bad port, ...). host is "" for every interface. */
+int cfg_parse_listener(const char *value, char *host, size_t host_len, unsigned *ret_port,
+                       char *why, size_t why_len);
+
 /* The class of a connector config. */
 enum cfg_connector cfg_connector_class(const struct cfg *c);
 

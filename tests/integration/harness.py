@@ -40,6 +40,8 @@ def worker_props(tmp_path, bootstrap, name="connect-standalone.properties", **ex
         "value.converter": "org.apache.kafka.connect.storage.StringConverter",
         "offset.storage.file.filename": str(tmp_path / "connect.offsets"),
         "offset.flush.interval.ms": "1000",
+        # The REST API on a free port (logged), so that instances never collide on 8083.
+        "listeners": "http://127.0.0.1:0",
     }
     entries.update(extra)
     return write_props(tmp_path / name, entries)
@@ -100,6 +102,36 @@ class Ringtail:
             raise AssertionError(
                 f"ringtail exited ({self.proc.returncode}) before /{pattern}/:\n{self.output()}")
         return None
+
+    def rest_address(self, timeout=30):
+        """host:port of the REST API, from the log line that announces it."""
+        return self.wait_for_log(r"REST API on http://(\S+)", timeout).group(1)
+
+    def rest(self, path, method="GET", body=None, timeout=10):
+        """(HTTP status, body) of a request to the REST API; a JSON body is parsed."""
+        import http.client
+        import json
+        host, port = self.rest_address().rsplit(":", 1)
+        c = http.client.HTTPConnection(host.strip("[]"), int(port), timeout=timeout)
+        try:
+            c.request(method, path, body=body)
+            r = c.getresponse()
+            data = r.read()
+            ctype = r.getheader("Content-Type", "")
+        finally:
+            c.close()
+        return r.status, json.loads(data) if ctype.startswith("application/json") else data
+
+    def metrics(self):
+        """GET /metrics as {'name{labels}': value}."""
+        status, text = self.rest("/metrics")
+        assert status == 200, (status, text)
+        out = {}
+        for line in text.decode().splitlines():
+            if line and not line.startswith("#"):
+                k, v = line.rsplit(" ", 1)
+                out[k] = float(v)
+        return out
 
     def send(self, sig):
         if self.proc.poll() is None:

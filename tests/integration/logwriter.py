@@ -435,8 +435,14 @@ def topic_count(bootstrap, topic):
     args = []
     for p in parts:
         args += ["-t", f"{topic}:{p}:-1"]
-    r = subprocess.run(["kcat", "-Q", "-b", bootstrap, *args], capture_output=True, text=True,
-                       timeout=60)
+    # A topic just created may not have its leaders everywhere yet: a few retries.
+    for attempt in range(50):
+        r = subprocess.run(["kcat", "-Q", "-b", bootstrap, *args], capture_output=True,
+                           text=True, timeout=60)
+        if r.returncode == 0 or not re.search(
+                r"Not leader for partition|Leader not available|Unknown topic", r.stderr):
+            break
+        time.sleep(0.1)
     if r.returncode != 0:
         raise AssertionError(f"kcat -Q failed ({r.returncode}): {r.stderr}")
     ends = [int(m) for m in re.findall(r"\[\d+\] offset (-?\d+)", r.stdout)]

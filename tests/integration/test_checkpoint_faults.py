@@ -78,6 +78,23 @@ def started(tmp_path, bootstrap, topic, state_fs, tag, n):
     return app, store, lines, rt
 
 
+def assert_reported(rt, store, error):
+    """The failing flush is in the task's status (still RUNNING) and in /metrics."""
+    task = rt.rest("/connectors/tail/status")[1]["tasks"][0]
+    assert task["state"] == "RUNNING", task
+    assert any(w.startswith(f"checkpoint: cannot write '{store}': {error}")
+               for w in task.get("warnings", [])), task
+    m = rt.metrics()
+    assert m["ringtail_checkpoint_error"] == 1, m
+    assert m["ringtail_checkpoint_failures_total"] >= 5, m  # 200 ms flushes, 1 s and more
+
+
+def assert_cleared(rt):
+    task = rt.rest("/connectors/tail/status")[1]["tasks"][0]
+    assert "warnings" not in task, task
+    assert rt.metrics()["ringtail_checkpoint_error"] == 0
+
+
 def test_disk_full_then_space_again(tmp_path, bootstrap, topic, state_fs):
     app, store, first, rt = started(tmp_path, bootstrap, topic, state_fs, "a", 100)
     filler = fill(state_fs)
@@ -91,9 +108,11 @@ def test_disk_full_then_space_again(tmp_path, bootstrap, topic, state_fs):
     assert offsets(store)[str(app)] == 10100
     assert rt.output().count("No space left on device") == 1, rt.output()
     assert not (state_fs / "connect.offsets.tmp").exists()
+    assert_reported(rt, store, "No space left on device")
 
     filler.unlink()
     rt.wait_for_log(r"checkpoint: '.*connect\.offsets' written again")
+    assert_cleared(rt)
     harness.wait_until(lambda: offsets(store)[str(app)] == 20200, 30, "the checkpoint to move")
     finish(rt, bootstrap, topic, first + more, groups=[first + more])
 
@@ -128,7 +147,9 @@ def test_read_only_state_directory(tmp_path, bootstrap, topic, state_fs):
     time.sleep(1.0)
     assert store.read_bytes() == good
     assert rt.output().count("Read-only file system") == 1, rt.output()
+    assert_reported(rt, store, "Read-only file system")
     subprocess.run(["mount", "-o", "remount,rw", str(state_fs)], check=True)
     rt.wait_for_log(r"checkpoint: '.*connect\.offsets' written again")
+    assert_cleared(rt)
     harness.wait_until(lambda: offsets(store)[str(app)] == 8080, 30, "the checkpoint to move")
     finish(rt, bootstrap, topic, first + more, groups=[first + more])

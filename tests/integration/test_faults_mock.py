@@ -72,6 +72,15 @@ def kafka_warnings(log):
             if re.search(r"Z (WARN|ERROR) ", l) and re.search(r"(?i)kafka|producer|broker", l)]
 
 
+def outage_status(rt):
+    """The task's status if its warnings report the outage and the paused reading."""
+    task = rt.rest("/connectors/tail/status")[1]["tasks"][0]
+    warns = task.get("warnings", [])
+    if (any(w.startswith("Kafka: ") and "reading is paused" in w for w in warns)):
+        return task
+    return None
+
+
 def assert_outage_reported(rt, brokers_down, outage):
     """ringtail reported an outage of `brokers_down` brokers lasting `outage` seconds,
     a bounded number of times. librdkafka reports a broker's disconnection and its first
@@ -277,12 +286,25 @@ def test_memory_bounded_while_all_brokers_down(tmp_path, mock_cluster,  # noqa: 
         samples.append(vm_kib(rt.proc.pid, "VmRSS"))
         time.sleep(0.1)
     peak_down = vm_kib(rt.proc.pid, "VmHWM")
+    # The status says so while it lasts: the Kafka error, and reading paused at the cap.
+    task = harness.wait_until(lambda: outage_status(rt), 10, "the outage in the status")
+    m = rt.metrics()
+    assert m['ringtail_kafka_error{connector="tail"}'] == 1, m
+    assert m['ringtail_reading_paused{connector="tail"}'] == 1, m
+    assert task["state"] == "RUNNING", task
     outage = time.monotonic() - t_down
     mc.cmd("up -1")
     t_up = time.monotonic()
     c = settle(mc.bootstrap, TOPIC, len(lines), 90, rt)
     resume = time.monotonic() - t_up
     peak_all = vm_kib(rt.proc.pid, "VmHWM")
+    # Acknowledged again: the warnings are gone.
+    task = rt.rest("/connectors/tail/status")[1]["tasks"][0]
+    assert "warnings" not in task, task
+    m = rt.metrics()
+    assert m['ringtail_kafka_error{connector="tail"}'] == 0, m
+    assert m['ringtail_reading_paused{connector="tail"}'] == 0, m
+    assert "Kafka acknowledges records again" in rt.output()
     finish(rt, mc.bootstrap, TOPIC, lines, groups=[lines])
     warns = assert_outage_reported(rt, BROKERS, outage)
     record_property("rss_before_outage_kib", base)

@@ -185,6 +185,7 @@ def test_embedded_cluster(tmp_path, ringtail_bin):
         "key.converter": "StringConverter",
         "value.converter": "StringConverter",
         "offset.storage.file.filename": str(tmp_path / "offsets"),
+        "listeners": "http://127.0.0.1:0",
     })
     source = quickstart_source(tmp_path, "embedded-test", file=str(tmp_path / "in.log"))
     lines = [f"embedded {i}".encode() for i in range(20)]
@@ -417,7 +418,7 @@ def test_producer_keys_trimmed_and_passed_through(tmp_path):
     (tmp_path / "w.properties").write_text(
         "bootstrap.servers=embedded\nkey.converter=StringConverter\n"
         "value.converter=StringConverter\n"
-        f"offset.storage.file.filename={tmp_path}/offsets\n"
+        f"offset.storage.file.filename={tmp_path}/offsets\nlisteners=http://127.0.0.1:0\n"
         "producer.linger.ms = 7   \nproducer.compression.type=lz4\t\n")
     source = quickstart_source(tmp_path, "trim-test", file=str(tmp_path / "in.log"))
     rt = Ringtail(["standalone", str(tmp_path / "w.properties"), source], tmp_path)
