@@ -262,6 +262,8 @@ GETTER(files_tracked)
 GETTER(files_open)
 GETTER(transactions_committed)
 GETTER(transactions_aborted)
+GETTER(producer_rebuilds)
+GETTER(records_resent)
 
 static uint64_t get_paused(const struct task_status *s)
 {
@@ -318,6 +320,12 @@ static const struct family families[] = {
          NULL, get_transactions_committed},
         {"ringtail_transactions_aborted_total", "Exactly-once: transactions aborted.", COUNTER,
          NULL, get_transactions_aborted},
+        {"ringtail_producer_rebuilds_total",
+         "New producers made after a fatal producer error (at-least-once).", COUNTER, NULL,
+         get_producer_rebuilds},
+        {"ringtail_records_resent_total",
+         "Records the failed producers had not delivered, taken over by the new ones.", COUNTER,
+         NULL, get_records_resent},
 };
 
 static void metrics(const struct api_worker *w, struct rest_request *req)

@@ -15,13 +15,30 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "agent/kfk.h"
 #include "agent/log.h"
 #include "config/props.h"
 
+/* A record a fatally failed producer did not write, kept for the next producer. */
+struct kfk_retry {
+        struct kfk_retry *next;
+        void *opaque;
+        int32_t partition; /* RD_KAFKA_PARTITION_UA if none was assigned yet */
+        void *key, *value;
+        size_t key_len, value_len;
+        rd_kafka_headers_t *hdrs;
+};
+
+struct kfk_retry_list {
+        struct kfk_retry *head, **tail;
+        size_t n;
+};
+
 struct kfk {
+        struct kfk_conf conf; /* kept to build the next producer after a fatal error */
         rd_kafka_t *rk;
         rd_kafka_topic_t *rkt;
         rd_kafka_topic_t *offsets_rkt; /* exactly-once: the offsets topic */
@@ -32,7 +49,20 @@ struct kfk {
         void *userdata;
         char last_error[256];
         char last_conn_error[512]; /* to report a connection problem once */
+
+        /* Recovery from a fatal error of an idempotent (not transactional) producer:
+         * see kfk_rebuild(). Records sent and failed come before records never sent
+         * (purged from the queue) within a partition, so they are kept apart. */
+        bool rebuild; /* fatal: waiting for every report, then a new producer */
+        bool purging; /* kfk_purge(): failures go to the caller */
+        struct kfk_retry_list sent_failed, never_sent;
+        unsigned rebuilds_since_ack;
+        uint64_t rebuilds, resent, possibly_written;
 };
+
+/* Fatal errors recovered by a new producer with no record acknowledged in between;
+ * one more is fatal for the caller (the broker refuses every new producer). */
+#define KFK_MAX_REBUILDS 3
 
 struct kfk_mock {
         rd_kafka_t *rk;
@@ -55,10 +85,67 @@ static const struct {
         {"reconnect.backoff.max.ms", "1000"},
 };
 
+/* Keeps a copy of m for the next producer. Returns 0 or -ENOMEM. */
+static int kfk_retain(struct kfk *k, const rd_kafka_message_t *m)
+{
+        struct kfk_retry *r = calloc(1, sizeof(*r));
+        if (!r)
+                return -ENOMEM;
+        r->opaque = m->_private;
+        r->partition = m->partition;
+        r->key_len = m->key_len;
+        r->value_len = m->len;
+        r->key = m->key_len ? malloc(m->key_len) : NULL;
+        r->value = m->len ? malloc(m->len) : NULL;
+        rd_kafka_headers_t *h = NULL;
+        if (rd_kafka_message_headers(m, &h) == RD_KAFKA_RESP_ERR_NO_ERROR && h)
+                r->hdrs = rd_kafka_headers_copy(h);
+        if ((m->key_len && !r->key) || (m->len && !r->value) || (h && !r->hdrs)) {
+                free(r->key);
+                free(r->value);
+                if (r->hdrs)
+                        rd_kafka_headers_destroy(r->hdrs);
+                free(r);
+                return -ENOMEM;
+        }
+        if (m->key_len)
+                memcpy(r->key, m->key, m->key_len);
+        if (m->len)
+                memcpy(r->value, m->payload, m->len);
+        struct kfk_retry_list *l =
+                m->err == RD_KAFKA_RESP_ERR__PURGE_QUEUE ? &k->never_sent : &k->sent_failed;
+        if (!l->tail)
+                l->tail = &l->head;
+        *l->tail = r;
+        l->tail = &r->next;
+        l->n++;
+        if (rd_kafka_message_status(m) == RD_KAFKA_MSG_STATUS_POSSIBLY_PERSISTED)
+                k->possibly_written++;
+        return 0;
+}
+
+static void kfk_retry_free(struct kfk_retry *r)
+{
+        free(r->key);
+        free(r->value);
+        if (r->hdrs)
+                rd_kafka_headers_destroy(r->hdrs);
+        free(r);
+}
+
 static void kfk_dr_msg_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 {
         struct kfk *k = opaque;
-        (void)rk;
+        /* A data record the producer failed for good because it failed as a whole:
+         * kept for the next producer, reported when that one delivers it. */
+        if (m->err && m->_private && !k->conf.transactional_id && !k->purging &&
+            rd_kafka_fatal_error(rk, NULL, 0) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+                k->rebuild = true;
+                if (kfk_retain(k, m) == 0)
+                        return;
+        }
+        if (!m->err)
+                k->rebuilds_since_ack = 0;
         k->dr(k->userdata, m->_private, m->err, m->err ? rd_kafka_err2str(m->err) : NULL);
 }
 
@@ -71,6 +158,17 @@ static void kfk_error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaq
         if (fatal) {
                 (void)rd_kafka_fatal_error(rk, fatal_str, sizeof(fatal_str));
                 reason = fatal_str;
+                if (!k->conf.transactional_id && k->rebuilds_since_ack < KFK_MAX_REBUILDS) {
+                        /* Recoverable by a new producer: see kfk_rebuild(). */
+                        k->rebuild = true;
+                        char msg[700];
+                        snprintf(msg, sizeof(msg),
+                                 "the producer failed (%s): a new one takes over the records it "
+                                 "did not deliver",
+                                 reason);
+                        k->error(k->userdata, false, msg);
+                        return;
+                }
         }
         /* librdkafka repeats connection errors for every retry: report changes. */
         if (!fatal && strcmp(k->last_conn_error, reason) == 0)
@@ -156,22 +254,17 @@ static int kfk_conf_apply(rd_kafka_conf_t *rc, const struct props *p, const char
         return 0;
 }
 
-int kfk_producer_new(const struct kfk_conf *conf, char *errbuf, size_t errlen, struct kfk **ret_kfk)
+/* Creates k's librdkafka producer from k->conf. Returns 0, -EINVAL (errbuf says
+ * why), -ENOMEM. On failure what was made is left for kfk_close_rk(). */
+static int kfk_open(struct kfk *k, char *errbuf, size_t errlen)
 {
+        const struct kfk_conf *conf = &k->conf;
         char why[512];
-        int r = -ENOMEM;
-
-        struct kfk *k = calloc(1, sizeof(*k));
-        if (!k)
-                return -ENOMEM;
-        k->efd = -1;
-        k->dr = conf->dr;
-        k->error = conf->error;
-        k->userdata = conf->userdata;
+        int r;
 
         rd_kafka_conf_t *rc = rd_kafka_conf_new();
         if (!rc)
-                goto fail;
+                return -ENOMEM;
         for (size_t i = 0; i < sizeof(producer_defaults) / sizeof(producer_defaults[0]); i++) {
                 if (rd_kafka_conf_set(rc, producer_defaults[i].key, producer_defaults[i].value, why,
                                       sizeof(why)) != RD_KAFKA_CONF_OK) {
@@ -229,8 +322,7 @@ int kfk_producer_new(const struct kfk_conf *conf, char *errbuf, size_t errlen, s
         if (!k->rkt) {
                 snprintf(errbuf, errlen, "topic '%s': %s", conf->topic,
                          rd_kafka_err2str(rd_kafka_last_error()));
-                r = -EINVAL;
-                goto fail;
+                return -EINVAL;
         }
         if (conf->offsets_topic) {
                 /* Java's partitioner for keyed records, as Connect's offsets writer. */
@@ -239,35 +331,67 @@ int kfk_producer_new(const struct kfk_conf *conf, char *errbuf, size_t errlen, s
                                                    sizeof(why)) != RD_KAFKA_CONF_OK) {
                         rd_kafka_topic_conf_destroy(tc);
                         snprintf(errbuf, errlen, "offsets topic: %s", why);
-                        r = -EINVAL;
-                        goto fail;
+                        return -EINVAL;
                 }
                 k->offsets_rkt = rd_kafka_topic_new(k->rk, conf->offsets_topic, tc);
                 if (!k->offsets_rkt) {
                         snprintf(errbuf, errlen, "topic '%s': %s", conf->offsets_topic,
                                  rd_kafka_err2str(rd_kafka_last_error()));
-                        r = -EINVAL;
-                        goto fail;
+                        return -EINVAL;
                 }
-        }
-        k->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-        if (k->efd < 0) {
-                r = -errno;
-                snprintf(errbuf, errlen, "eventfd: %s", strerror(errno));
-                goto fail;
         }
         k->mainq = rd_kafka_queue_get_main(k->rk);
         /* An eventfd takes 8-byte writes: the payload is the counter increment. */
         static const uint64_t one = 1;
         rd_kafka_queue_io_event_enable(k->mainq, k->efd, &one, sizeof(one));
-        *ret_kfk = k;
         return 0;
 
 fail_conf:
         rd_kafka_conf_destroy(rc);
-fail:
-        kfk_free(k);
         return r;
+}
+
+/* Destroys k's librdkafka producer; messages still queued are dropped unreported. */
+static void kfk_close_rk(struct kfk *k)
+{
+        if (k->mainq) {
+                rd_kafka_queue_io_event_enable(k->mainq, -1, NULL, 0);
+                rd_kafka_queue_destroy(k->mainq);
+                k->mainq = NULL;
+        }
+        if (k->rkt)
+                rd_kafka_topic_destroy(k->rkt);
+        if (k->offsets_rkt)
+                rd_kafka_topic_destroy(k->offsets_rkt);
+        if (k->rk)
+                rd_kafka_destroy(k->rk);
+        k->rkt = k->offsets_rkt = NULL;
+        k->rk = NULL;
+}
+
+int kfk_producer_new(const struct kfk_conf *conf, char *errbuf, size_t errlen, struct kfk **ret_kfk)
+{
+        struct kfk *k = calloc(1, sizeof(*k));
+        if (!k)
+                return -ENOMEM;
+        k->conf = *conf;
+        k->dr = conf->dr;
+        k->error = conf->error;
+        k->userdata = conf->userdata;
+        k->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+        if (k->efd < 0) {
+                int r = -errno;
+                snprintf(errbuf, errlen, "eventfd: %s", strerror(errno));
+                free(k);
+                return r;
+        }
+        int r = kfk_open(k, errbuf, errlen);
+        if (r < 0) {
+                kfk_free(k);
+                return r;
+        }
+        *ret_kfk = k;
+        return 0;
 }
 
 int kfk_event_fd(const struct kfk *k)
@@ -275,17 +399,100 @@ int kfk_event_fd(const struct kfk *k)
         return k->efd;
 }
 
+/* Produces a kept record again. Returns 0 or a librdkafka error. */
+static rd_kafka_resp_err_t kfk_resend(struct kfk *k, struct kfk_retry *r)
+{
+        rd_kafka_resp_err_t err = rd_kafka_producev(
+                k->rk, RD_KAFKA_V_RKT(k->rkt), RD_KAFKA_V_PARTITION(r->partition),
+                RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_VALUE(r->value, r->value_len),
+                RD_KAFKA_V_KEY(r->key, r->key_len), RD_KAFKA_V_HEADERS(r->hdrs),
+                RD_KAFKA_V_OPAQUE(r->opaque), RD_KAFKA_V_END);
+        if (err == RD_KAFKA_RESP_ERR_NO_ERROR)
+                r->hdrs = NULL; /* librdkafka owns them now */
+        return err;
+}
+
+/* After a fatal error of an idempotent producer (librdkafka 2.0 gives up on a
+ * partition whose sequence it cannot trust, e.g. OUT_OF_ORDER_SEQUENCE_NUMBER on its
+ * first batch in flight) and once every record has been reported: a new producer
+ * (a new producer id) takes the records the old one did not deliver, each to the
+ * partition it was sent to, in their order (within a partition, records that were
+ * sent come before records that never left the queue), before any new record. The
+ * delivery reports of the kept records are the new producer's, so the caller's
+ * acknowledgement tracking sees each record once. Records the old producer may have
+ * written before failing (possibly persisted: a request in flight whose answer never
+ * came) are counted; for them a duplicate is possible. */
+static void kfk_rebuild(struct kfk *k)
+{
+        char errbuf[512];
+        k->rebuilds_since_ack++;
+        kfk_close_rk(k);
+        k->last_conn_error[0] = '\0';
+        int r = kfk_open(k, errbuf, sizeof(errbuf));
+        if (r < 0) {
+                kfk_close_rk(k);
+                k->error(k->userdata, true, errbuf);
+                return;
+        }
+        k->rebuild = false;
+        k->rebuilds++;
+        size_t n = k->sent_failed.n + k->never_sent.n;
+        struct kfk_retry_list *lists[] = {&k->sent_failed, &k->never_sent};
+        for (size_t i = 0; i < 2; i++) {
+                struct kfk_retry_list *l = lists[i];
+                while (l->head) {
+                        struct kfk_retry *rt = l->head;
+                        rd_kafka_resp_err_t err = kfk_resend(k, rt);
+                        if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+                                /* The new queue is as large as the old one, which held
+                                 * them: this is not a full queue. */
+                                snprintf(errbuf, sizeof(errbuf),
+                                         "a new producer could not take a record back: %s",
+                                         rd_kafka_err2str(err));
+                                k->error(k->userdata, true, errbuf);
+                                return;
+                        }
+                        l->head = rt->next;
+                        l->n--;
+                        k->resent++;
+                        kfk_retry_free(rt);
+                }
+                l->tail = &l->head;
+        }
+        log_notice("kafka: a new producer took over after a fatal error: %zu records sent again "
+                   "(librdkafka could not tell for %" PRIu64 " records so far whether the failed "
+                   "producer had written them)",
+                   n, k->possibly_written);
+        /* The caller waits for this descriptor to resume reading. */
+        static const uint64_t one = 1;
+        (void)!write(k->efd, &one, sizeof(one));
+}
+
 void kfk_serve(struct kfk *k)
 {
         uint64_t n;
         /* Reset the counter first: an event after this read rings again. */
         (void)!read(k->efd, &n, sizeof(n));
+        if (!k->rk)
+                return;
         rd_kafka_poll(k->rk, 0);
+        if (k->rebuild && !k->purging) {
+                /* Records still queued will never be sent by this producer. */
+                (void)rd_kafka_purge(k->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_NON_BLOCKING);
+                rd_kafka_poll(k->rk, 0);
+                if (rd_kafka_outq_len(k->rk) == 0)
+                        kfk_rebuild(k);
+        }
 }
 
 static int kfk_produce_err(struct kfk *k, rd_kafka_resp_err_t err)
 {
         snprintf(k->last_error, sizeof(k->last_error), "%s", rd_kafka_err2str(err));
+        if (err == RD_KAFKA_RESP_ERR__FATAL && !k->conf.transactional_id &&
+            k->rebuilds_since_ack < KFK_MAX_REBUILDS) {
+                k->rebuild = true; /* a new producer is coming: wait as for a full queue */
+                return -ENOBUFS;
+        }
         switch (err) {
         case RD_KAFKA_RESP_ERR__QUEUE_FULL:
                 return -ENOBUFS;
@@ -301,6 +508,8 @@ static int kfk_produce_err(struct kfk *k, rd_kafka_resp_err_t err)
 int kfk_produce(struct kfk *k, const void *key, size_t key_len, const void *value, size_t value_len,
                 void *msg_opaque)
 {
+        if (k->rebuild || !k->rk)
+                return k->rk ? -ENOBUFS : -ENOTRECOVERABLE;
         if (rd_kafka_produce(k->rkt, RD_KAFKA_PARTITION_UA, RD_KAFKA_MSG_F_COPY, (void *)value,
                              value_len, key, key_len, msg_opaque) == 0)
                 return 0;
@@ -311,7 +520,7 @@ int kfk_produce_hdrs(struct kfk *k, const void *key, size_t key_len, const void 
                      size_t value_len, const struct kfk_header *hdrs, size_t n_hdrs,
                      void *msg_opaque)
 {
-        if (n_hdrs == 0)
+        if (n_hdrs == 0 || k->rebuild || !k->rk)
                 return kfk_produce(k, key, key_len, value, value_len, msg_opaque);
         rd_kafka_headers_t *h = rd_kafka_headers_new(n_hdrs);
         if (!h)
@@ -530,20 +739,73 @@ const char *kfk_last_error(const struct kfk *k)
 
 size_t kfk_in_flight(const struct kfk *k)
 {
-        return (size_t)rd_kafka_outq_len(k->rk);
+        return (k->rk ? (size_t)rd_kafka_outq_len(k->rk) : 0) + k->sent_failed.n + k->never_sent.n;
+}
+
+static uint64_t kfk_now_ms(void)
+{
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
 int kfk_flush(struct kfk *k, int timeout_ms)
 {
-        return rd_kafka_flush(k->rk, timeout_ms) == RD_KAFKA_RESP_ERR_NO_ERROR ? 0 : -ETIMEDOUT;
+        uint64_t deadline = kfk_now_ms() + (uint64_t)(timeout_ms > 0 ? timeout_ms : 0);
+        for (;;) {
+                if (!k->rk)
+                        return kfk_in_flight(k) ? -ETIMEDOUT : 0;
+                uint64_t now = kfk_now_ms();
+                int left = now < deadline ? (int)(deadline - now) : 0;
+                if (!k->rebuild)
+                        return rd_kafka_flush(k->rk, left) == RD_KAFKA_RESP_ERR_NO_ERROR
+                                       ? 0
+                                       : -ETIMEDOUT;
+                /* A new producer is due once the old one has reported everything. */
+                (void)rd_kafka_flush(k->rk, left < 100 ? left : 100);
+                kfk_serve(k);
+                if (kfk_in_flight(k) == 0)
+                        return 0;
+                if (now >= deadline)
+                        return -ETIMEDOUT;
+        }
+}
+
+/* Reports a kept record as purged. */
+static void kfk_drop_kept(struct kfk *k, struct kfk_retry_list *l)
+{
+        while (l->head) {
+                struct kfk_retry *r = l->head;
+                l->head = r->next;
+                l->n--;
+                k->dr(k->userdata, r->opaque, RD_KAFKA_RESP_ERR__PURGE_QUEUE,
+                      rd_kafka_err2str(RD_KAFKA_RESP_ERR__PURGE_QUEUE));
+                kfk_retry_free(r);
+        }
+        l->tail = &l->head;
 }
 
 void kfk_purge(struct kfk *k)
 {
-        (void)rd_kafka_purge(k->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
-        /* Purged messages' reports are queued; serve them (bounded wait). */
-        (void)rd_kafka_flush(k->rk, 1000);
-        rd_kafka_poll(k->rk, 0);
+        k->purging = true;
+        if (k->rk) {
+                (void)rd_kafka_purge(k->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+                /* Purged messages' reports are queued; serve them (bounded wait). */
+                (void)rd_kafka_flush(k->rk, 1000);
+                rd_kafka_poll(k->rk, 0);
+        }
+        kfk_drop_kept(k, &k->sent_failed);
+        kfk_drop_kept(k, &k->never_sent);
+        k->purging = false;
+}
+
+void kfk_stats(const struct kfk *k, struct kfk_stats *ret_stats)
+{
+        *ret_stats = (struct kfk_stats){
+                .rebuilds = k->rebuilds,
+                .resent = k->resent,
+                .possibly_written = k->possibly_written,
+        };
 }
 
 bool kfk_err_is_purge(int err)
@@ -555,16 +817,14 @@ void kfk_free(struct kfk *k)
 {
         if (!k)
                 return;
-        if (k->mainq) {
-                rd_kafka_queue_io_event_enable(k->mainq, -1, NULL, 0);
-                rd_kafka_queue_destroy(k->mainq);
-        }
-        if (k->rkt)
-                rd_kafka_topic_destroy(k->rkt);
-        if (k->offsets_rkt)
-                rd_kafka_topic_destroy(k->offsets_rkt);
-        if (k->rk)
-                rd_kafka_destroy(k->rk);
+        kfk_close_rk(k);
+        struct kfk_retry_list *lists[] = {&k->sent_failed, &k->never_sent};
+        for (size_t i = 0; i < 2; i++)
+                while (lists[i]->head) {
+                        struct kfk_retry *r = lists[i]->head;
+                        lists[i]->head = r->next;
+                        kfk_retry_free(r);
+                }
         if (k->efd >= 0)
                 close(k->efd);
         free(k);

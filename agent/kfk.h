@@ -10,6 +10,12 @@
  * unchanged except for the Java producer names it lacks (buffer.memory,
  * max.request.size, delivery.timeout.ms), which are translated.
  *
+ * A fatal error of an idempotent (not transactional) producer is recovered here: a
+ * new producer takes over the records the failed one did not deliver (kfk_rebuild()
+ * in kfk.c); meanwhile kfk_produce() answers -ENOBUFS, and the error callback gets
+ * a non-fatal report. Only repeated failures (KFK_MAX_REBUILDS in a row with no
+ * acknowledgement between them) are fatal for the caller.
+ *
  * Delivery reports and errors are served on the caller's thread: librdkafka writes
  * to kfk_event_fd() when its queue goes from empty to non-empty; the loop polls that
  * descriptor and calls kfk_serve(), which runs the callbacks. Every message gets
@@ -129,6 +135,15 @@ int kfk_flush(struct kfk *k, int timeout_ms);
 void kfk_purge(struct kfk *k);
 
 bool kfk_err_is_purge(int err);
+
+/* Recovery from fatal errors (idempotent producers; see kfk.c's kfk_rebuild()). */
+struct kfk_stats {
+        uint64_t rebuilds;         /* new producers made after a fatal error */
+        uint64_t resent;           /* records they took over */
+        uint64_t possibly_written; /* of those, records the failed producer may have written */
+};
+
+void kfk_stats(const struct kfk *k, struct kfk_stats *ret_stats);
 
 /* NULL is a no-op. Messages still queued are dropped without reports. */
 void kfk_free(struct kfk *k);

@@ -394,12 +394,11 @@ int rest_new(struct io_loop *loop, const char *host, unsigned port, rest_handler
         }
         r->mhd = MHD_start_daemon(MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
                                           MHD_USE_POLL | MHD_USE_ERROR_LOG,
-                                  0, NULL, NULL, rest_access, r, MHD_OPTION_LISTEN_SOCKET,
-                                  r->listen_fd, MHD_OPTION_CONNECTION_LIMIT,
-                                  (unsigned)REST_MAX_CONNECTIONS, MHD_OPTION_CONNECTION_TIMEOUT,
-                                  (unsigned)REST_IDLE_TIMEOUT_S, MHD_OPTION_NOTIFY_COMPLETED,
-                                  rest_completed, r, MHD_OPTION_EXTERNAL_LOGGER, rest_mhd_log, r,
-                                  MHD_OPTION_END);
+                                  0, NULL, NULL, rest_access, r, MHD_OPTION_EXTERNAL_LOGGER,
+                                  rest_mhd_log, r, MHD_OPTION_LISTEN_SOCKET, r->listen_fd,
+                                  MHD_OPTION_CONNECTION_LIMIT, (unsigned)REST_MAX_CONNECTIONS,
+                                  MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)REST_IDLE_TIMEOUT_S,
+                                  MHD_OPTION_NOTIFY_COMPLETED, rest_completed, r, MHD_OPTION_END);
         if (!r->mhd) {
                 snprintf(errbuf, errlen, "libmicrohttpd could not start on %s", r->address);
                 rest_free(r);

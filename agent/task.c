@@ -2130,6 +2130,12 @@ void task_get_status(const struct task *t, struct task_status *s)
         };
         for (const struct tfile *f = t->files; f; f = f->next)
                 s->files_tracked += f->role != ROLE_DONE;
+        if (t->kfk) {
+                struct kfk_stats ks;
+                kfk_stats(t->kfk, &ks);
+                s->producer_rebuilds = ks.rebuilds;
+                s->records_resent = ks.resent;
+        }
 }
 
 const char *task_name(const struct task *t)

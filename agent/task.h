@@ -87,6 +87,7 @@ struct task_status {
         uint64_t records_in_flight;
         uint32_t files_tracked, files_open;
         uint64_t transactions_committed, transactions_aborted; /* exactly-once */
+        uint64_t producer_rebuilds, records_resent;            /* after fatal producer errors */
 };
 
 void task_get_status(const struct task *t, struct task_status *ret_status);
