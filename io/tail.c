@@ -50,6 +50,19 @@ struct tail {
 
 static void tail_read(struct tail *t);
 
+/* fstat() of the open file, if it still describes that file. Some FUSE filesystems
+ * (bindfs, sshfs-like ones) answer fstat() on a descriptor with whatever file now
+ * has the name it was opened by, while read() still returns the opened file's bytes:
+ * that size says nothing about this file. Returns 0, -ESTALE, or -errno. */
+static int tail_fstat(const struct tail *t, struct stat *st)
+{
+        if (fstat(t->fd, st) < 0)
+                return -errno;
+        if ((uint64_t)st->st_dev != t->dev || (uint64_t)st->st_ino != t->ino)
+                return -ESTALE;
+        return 0;
+}
+
 int tail_new(struct io_loop *loop, int fd, const char *path, const struct tail_opts *opts,
              const struct tail_ops *ops, void *userdata, struct tail **ret_tail)
 {
@@ -166,7 +179,10 @@ bool tail_ckpt_matches(struct tail *t, const struct tail_ckpt *ck)
                 return false;
         /* Without a tail hash, the file must at least still reach the offset. */
         struct stat st;
-        if (fstat(t->fd, &st) < 0 || (uint64_t)st.st_size < ck->offset)
+        int r = tail_fstat(t, &st);
+        if (r == -ESTALE)
+                return ck->tail_len > 0; /* the hash above is all there is to go by */
+        if (r < 0 || (uint64_t)st.st_size < ck->offset)
                 return false;
         return true;
 }
@@ -275,7 +291,7 @@ static bool tail_check_truncated(struct tail *t)
 {
         struct stat st;
         uint64_t pos = frame_read_offset(t->frame);
-        if (fstat(t->fd, &st) < 0 || (uint64_t)st.st_size >= pos)
+        if (tail_fstat(t, &st) < 0 || (uint64_t)st.st_size >= pos)
                 return false;
         tail_restart(t);
         return true;
@@ -406,7 +422,11 @@ enum tail_change tail_check(struct tail *t)
 
         /* Growth is a matter of the open file, whatever its path names now: a renamed
          * or deleted file still being written must still be read. */
-        if (fstat(t->fd, &st) == 0) {
+        int r = tail_fstat(t, &st);
+        if (r == -ESTALE && t->state == TAIL_IDLE) {
+                /* No size to go by: a read tells (0 bytes at the end: idle again). */
+                tail_read(t);
+        } else if (r == 0) {
                 if (t->state == TAIL_READING && t->in_flight &&
                     (uint64_t)st.st_size != frame_read_offset(t->frame))
                         t->wake_pending = true; /* the read may have missed the growth */

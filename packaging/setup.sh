@@ -17,6 +17,10 @@ pkgs=(
         kcat python3 python3-pytest openjdk-17-jdk-headless maven
         # tests: rotation
         logrotate
+        # bench: charts
+        python3-matplotlib
+        # tests: rescan on an inotify-silent filesystem (a FUSE mount, test_rescan.py)
+        bindfs
 )
 
 missing=()
