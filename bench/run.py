@@ -5,6 +5,8 @@
     python3 bench/run.py [--smoke] [--contenders ringtail,kcat] [--kind access]
                          [--size 1G] [--runs 3] [--partitions 6] [--out DIR]
                          [--bootstrap HOST:PORT]
+    python3 bench/run.py --mode live [--rates 10000,50000,200000] [--duration 30] [--smoke]
+    python3 bench/run.py --mode idle [--files 10000] [--idle-seconds 60] [--smoke]
 
 DESIGN. One invocation is one suite: a broker (the real Apache Kafka of
 tests/kafka/kafka.sh in a state dir of our own, stopped and removed at the end; or
@@ -30,14 +32,31 @@ chance, so loss, duplication and alteration all fail, also when a loss and a dup
 cancel out in the count; on a mismatch sort/uniq/comm count lost, duplicated and
 foreign lines. A run that fails is reported as failed, never as a speed.
 
+LIVE MODE. Per rate and contender: a new topic with message.timestamp.type=
+LogAppendTime and a new file holding one line; the contender follows the file
+(Contender.live_argv); once that line is in Kafka, bench/appender.py appends lines
+stamped with their CLOCK_REALTIME µs at the rate for --duration s. Latency = record
+timestamp (the broker's append time, ms) - stamp, over the lines after the first --skip
+seconds; the contender's CPU is read from /proc/PID/stat at the start and the end of
+that window. Exactly once as above: the multiset digest of the consumed values must be
+that of the lines written, rebuilt from the writer's batch log.
+
+IDLE MODE. Per contender: --files files of one line in a new directory, followed as
+DIR/*.log (Contender.glob_argv; None: not available); once all lines are in Kafka, its
+CPU over --idle-seconds of nothing happening. Exactly once as above.
+
 Everything started here is stopped here, by PID, in finally blocks (Ctrl-C and
 SIGTERM included). Only 127.0.0.1 is contacted unless --bootstrap says otherwise.
-Standard library only.
+Standard library only; the chart (bench/chart.py) needs matplotlib and is skipped
+without it.
 """
 import argparse
+import collections
 import datetime
 import hashlib
 import json
+import math
+import operator
 import os
 import platform
 import shlex
@@ -55,7 +74,9 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 KAFKA_SH = ROOT / "tests" / "kafka" / "kafka.sh"
+APPENDER = HERE / "appender.py"
 sys.path.insert(0, str(HERE))
+import appender  # noqa: E402
 import corpus  # noqa: E402
 
 GIB = 1 << 30
@@ -340,11 +361,11 @@ class Broker:
     def cpu_seconds(self):
         return proc_cpu_seconds(self.pid) if self.pid else None
 
-    def create_topic(self, name, partitions, counter):
-        if self.external:
+    def create_topic(self, name, partitions, counter, configs=None):
+        if self.external or configs:
             w = KafkaWire(self.bootstrap)
             try:
-                w.create_topic(name, partitions)
+                w.create_topic(name, partitions, configs)
             finally:
                 w.close()
         else:
@@ -419,7 +440,34 @@ class Contender:
         return {}
 
     def argv(self, bootstrap, topic, corpus_path, workdir):
+        """Throughput mode: the command that ships the file corpus_path (complete before
+        the start) into topic. workdir is the run's own scratch directory."""
         raise NotImplementedError
+
+    def live_argv(self, bootstrap, topic, path, workdir):
+        """Live-append mode: the command that follows path, a file that already holds
+        one line when the command starts and keeps growing by appends, shipping every
+        line into topic until it is stopped. Either one argv (a list of str), or a
+        pipeline: a list of argvs, stdout of each into stdin of the next; the last
+        one is the contender whose CPU and RSS are measured, the others are feeders
+        (their CPU is reported apart). Stopping: a pipeline's feeders get SIGTERM and
+        the last stage must exit on end of input; one argv gets SIGTERM. The default
+        is argv(): right for tailers (ringtail, rsyslog's imfile, syslog-ng's file()
+        source, Connect's FileStreamSource follow the file they read)."""
+        return self.argv(bootstrap, topic, path, workdir)
+
+    def glob_argv(self, bootstrap, topic, glob, workdir):
+        """Idle mode: the command that follows every file matching glob (an absolute
+        'DIR/*.log'; 10,000 files of one line each exist when it starts) into topic,
+        stopped with SIGTERM. None: not available, the report says "does not follow a
+        glob". Modules of other contenders override it (rsyslog imfile and
+        syslog-ng wildcard-file() take a glob; Connect's FileStreamSource does not)."""
+        return None
+
+
+def is_pipeline(argv):
+    """live_argv() gave a pipeline (a list of argvs), not one argv."""
+    return bool(argv) and isinstance(argv[0], (list, tuple))
 
 
 def source_newest_mtime():
@@ -489,7 +537,9 @@ class Ringtail(Contender):
              "key.converter": "org.apache.kafka.connect.storage.StringConverter",
              "value.converter": "org.apache.kafka.connect.storage.StringConverter",
              "offset.storage.file.filename": str(workdir / "connect.offsets"),
-             "offset.flush.interval.ms": "10000"}
+             "offset.flush.interval.ms": "10000",
+             # empty: no REST API, so parallel runs never compete for 127.0.0.1:8083
+             "listeners": ""}
         for k, v in self.shared.items():
             e[f"producer.{k}"] = v
         return e
@@ -516,6 +566,9 @@ class Ringtail(Contender):
             path.write_text("# written by bench/run.py\n" +
                             "".join(f"{k}={v}\n" for k, v in entries.items()))
         return [str(self.bin), "standalone", str(w), str(c)]
+
+    def glob_argv(self, bootstrap, topic, glob, workdir):
+        return self.argv(bootstrap, topic, glob, workdir)     # files=GLOB
 
 
 class Kcat(Contender):
@@ -548,6 +601,16 @@ class Kcat(Contender):
         for k, v in self.settings().items():
             a += ["-X", f"{k}={v}"]
         return a
+
+    def live_argv(self, bootstrap, topic, path, workdir):
+        """kcat cannot follow a file: GNU tail does (-F: by name, from byte 1), into
+        kcat -P on stdin (one message per line). Two processes, so that kcat's CPU is
+        measured without tail's; tail gets SIGTERM at the end and kcat exits at EOF
+        once its messages are acknowledged."""
+        k = ["kcat", "-P", "-b", bootstrap, "-t", topic]
+        for key, v in self.settings().items():
+            k += ["-X", f"{key}={v}"]
+        return [["tail", "-c", "+1", "-F", str(path)], k]
 
 
 CONTENDERS = {"ringtail": Ringtail, "kcat": Kcat}
@@ -754,8 +817,482 @@ def run_one(contender, broker, counter, meta, partitions, topic, workdir, logdir
         res["status"] = "NOT exactly once: " + (", ".join(parts) or
                                                 f"{v['consumed_lines']} lines consumed, "
                                                 f"{lines} expected, digest differs")
-    elif p.returncode != 0:
+    elif p.returncode not in getattr(contender, "sigterm_exit_codes", (0,)):  # JVM: 143
         res["status"] = f"delivered exactly once, but exited {p.returncode} (see {logpath})"
+    else:
+        res["status"] = "ok"
+    return res
+
+
+# ------------------------------------------------------------------------ live and idle
+
+LIVE_TOPIC_CONFIGS = {"message.timestamp.type": "LogAppendTime"}
+# kcat -P reads its input with blocking fread()s of 1024 bytes (kcat 1.7.1, measured:
+# from a pipe, lines reach Kafka only as the stream passes each multiple of 1024 bytes),
+# so a line whose end is not at such a multiple waits for more input, or for EOF. So the
+# file's first line is 1024 bytes long, and the closing line written after the writer
+# stops pads the file to a multiple of 1024 bytes: otherwise kcat would sit on them
+# until tail exits. During the run a line waits at most for the writer's next batch.
+KCAT_READ = 1024
+LIVE_SAMPLE_S = 0.1         # VmHWM and liveness while the writer runs
+IDLE_SAMPLE_S = 1.0         # the same during the idle window (the harness idles too)
+READY_TIMEOUT_S = 180       # start-up: until the file's first line (or file) is in Kafka
+STOP_GRACE_S = 60
+TS_KEY = operator.itemgetter(slice(0, 30))      # b"<%T: 13 digits> <stamp µs: 16 digits>"
+TS_VALUE = operator.itemgetter(slice(14, None))  # the line as written
+
+
+class Running:
+    """A contender started for the live or idle mode: one process, or a pipeline whose
+    last stage is the contender (measured) and whose other stages are feeders (their
+    CPU is kept apart). Every stage is in Procs, stopped by PID."""
+
+    def __init__(self, argv, workdir, logf):
+        stages = [list(s) for s in argv] if is_pipeline(argv) else [list(argv)]
+        self.procs = []
+        prev = subprocess.DEVNULL
+        for i, st in enumerate(stages):
+            last = i == len(stages) - 1
+            p = Procs.popen(st, cwd=workdir, stdin=prev,
+                            stdout=logf if last else subprocess.PIPE, stderr=logf,
+                            start_new_session=True)
+            if prev is not subprocess.DEVNULL:
+                prev.close()            # the reader's end stays with the next stage only
+            prev = p.stdout if not last else None
+            self.procs.append(p)
+        self.main = self.procs[-1]
+        self.feeders = self.procs[:-1]
+        self.exits = {}                 # pid -> (status, rusage)
+        self.peak = 0.0
+
+    def sample(self):
+        hwm = proc_hwm_mib(self.main.pid)
+        if hwm is not None and hwm > self.peak:
+            self.peak = hwm
+
+    def _reap(self, p, block=False):
+        if p.pid in self.exits:
+            return True
+        if block:
+            _, status, ru = os.wait4(p.pid, 0)
+            p.returncode = os.waitstatus_to_exitcode(status)
+            Procs.forget(p)
+            self.exits[p.pid] = (status, ru)
+            return True
+        got = wait4_nohang(p)
+        if got:
+            self.exits[p.pid] = got
+        return got is not None
+
+    def exited(self):
+        """The contender (last stage) has exited (reaped: its rusage is kept)."""
+        return self._reap(self.main)
+
+    def cpu(self):
+        return proc_cpu_seconds(self.main.pid)
+
+    def feeders_cpu(self):
+        vals = [proc_cpu_seconds(p.pid) for p in self.feeders]
+        return sum(vals) if vals and None not in vals else None
+
+    def stop(self):
+        """SIGTERM to the feeders (the contender then ends at EOF), or to the contender;
+        SIGKILL after STOP_GRACE_S. Returns a note if it had to be killed."""
+        note = None
+        targets = self.feeders or [self.main]
+        for p in targets:
+            if not self._reap(p):
+                os.kill(p.pid, signal.SIGTERM)
+        deadline = time.monotonic() + STOP_GRACE_S
+        for p in self.procs:
+            while not self._reap(p):
+                if p is self.main:
+                    self.sample()
+                if time.monotonic() > deadline:
+                    os.kill(p.pid, signal.SIGKILL)
+                    self._reap(p, block=True)
+                    note = f"did not stop within {STOP_GRACE_S} s"
+                    break
+                time.sleep(0.01)
+        return note
+
+    def results(self, res):
+        """Exit code, CPU to exit and ru_maxrss of the contender; feeders' CPU."""
+        status, ru = self.exits[self.main.pid]
+        res["exit_code"] = self.main.returncode
+        res["cpu_total_s"] = round(ru.ru_utime + ru.ru_stime, 3)
+        res["peak_rss_mib"] = round(self.peak, 1)
+        res["ru_maxrss_mib"] = round(ru.ru_maxrss / 1024, 1)
+        if self.feeders:
+            res["feeders"] = [{"argv": p.args, "exit_code": p.returncode,
+                               "cpu_total_s": round(self.exits[p.pid][1].ru_utime +
+                                                    self.exits[p.pid][1].ru_stime, 3)}
+                              for p in self.feeders]
+
+
+def wait_for_count(counter, topic, partitions, want, deadline, running):
+    """Polls the end offsets every POLL_S until they sum to want. Returns (count, the
+    monotonic time it was reached or None, why not)."""
+    while True:
+        running.sample()
+        n = counter.count(topic, partitions)
+        if n >= want:
+            return n, time.monotonic(), None
+        if running.exited():
+            return n, None, f"exited {running.main.returncode} with {n} of {want} lines in Kafka"
+        if time.monotonic() > deadline:
+            return n, None, f"timed out: {n} of {want} lines in Kafka"
+        time.sleep(POLL_S)
+
+
+def sleep_sampling(until, running, step, also_stop=None):
+    """Sleeps until `until`, sampling the contender's VmHWM every step; returns early if
+    it exits or also_stop() says so."""
+    while (left := until - time.monotonic()) > 0:
+        running.sample()
+        if running.exited() or (also_stop and also_stop()):
+            return
+        time.sleep(min(step, left))
+
+
+def consume_to_file(bootstrap, topic, fmt, out, logf):
+    with open(out, "wb") as f:
+        k = Procs.popen(["kcat", "-C", "-b", bootstrap, "-t", topic, "-o", "beginning", "-e",
+                         "-q", "-f", fmt], stdout=f, stderr=logf)
+        if k.wait() != 0:
+            raise BenchError(f"kcat -C exited {k.returncode} (see {logf.name})")
+        Procs.forget(k)
+
+
+def live_expected(batches_path, sentinel, closer):
+    """Multiset digest of every line the writer wrote (rebuilt from its batch log and
+    the pool, as appender.py built them) plus the first and the closing line; hash() of
+    this process."""
+    info = json.loads(Path(batches_path).read_text())
+    pool, offsets = appender.load_pool(info["pool"], info["pool_lines"])
+    if len(offsets) - 1 != info["pool_lines"]:
+        raise BenchError(f"the writer's pool changed: {info['pool']}")
+    total = hash(sentinel) + hash(closer)
+    lines, nbytes = 2, len(sentinel) + len(closer) + 2
+    for us, nb, first, n in info["batches"]:
+        data = appender.batch_bytes(pool, offsets, first, n).replace(
+            appender.PLACEHOLDER, appender.stamp(us, nb))
+        parts = data.split(b"\n")
+        parts.pop()
+        total += sum(map(hash, parts))
+        lines += len(parts)
+        nbytes += len(data)
+    return {"lines": lines, "bytes": nbytes, "hash": total % (1 << 64)}, info
+
+
+def write_live_expected(batches_path, sentinel, closer, out):
+    """The lines written, as a file (only to diagnose a failed run)."""
+    info = json.loads(Path(batches_path).read_text())
+    pool, offsets = appender.load_pool(info["pool"], info["pool_lines"])
+    with open(out, "wb") as f:
+        f.write(sentinel + b"\n")
+        for us, nb, first, n in info["batches"]:
+            f.write(appender.batch_bytes(pool, offsets, first, n).replace(
+                appender.PLACEHOLDER, appender.stamp(us, nb)))
+        f.write(closer + b"\n")
+
+
+def read_live_topic(path):
+    """From kcat's '%T %s\\n' output: the multiset digest of the values (the prefix
+    '<13-digit timestamp> ' cut off) and a Counter of (record timestamp, line stamp)
+    prefixes. Slicing, hashing and counting run in C (itemgetter, map, Counter)."""
+    keys = collections.Counter()
+    total = lines = nbytes = 0
+    rest = b""
+    with open(path, "rb", buffering=0) as f:
+        while True:
+            block = f.read(1 << 20)
+            if block:
+                block = rest + block
+                cut = block.rfind(b"\n") + 1
+                rest = block[cut:]
+                parts = block[:cut].split(b"\n")
+                parts.pop()
+            elif rest:
+                parts, rest = [rest], b""
+            else:
+                break
+            keys.update(map(TS_KEY, parts))
+            vals = list(map(TS_VALUE, parts))
+            total += sum(map(hash, vals))
+            nbytes += sum(map(len, vals)) + len(vals)
+            lines += len(parts)
+    return {"lines": lines, "bytes": nbytes, "hash": total % (1 << 64)}, keys
+
+
+def latency_stats(keys, steady_from_us):
+    """p50, p99, max (and min) of record timestamp (ms) - line stamp (µs), in ms, over
+    the lines stamped at or after steady_from_us; nearest-rank percentiles."""
+    samples = []
+    malformed = 0
+    for key, c in keys.items():
+        if len(key) != 30 or key[13:14] != b" " or not key[:13].isdigit():
+            malformed += c
+            continue
+        stamp = key[14:30]
+        if not stamp.isdigit():
+            continue                    # the first line (no stamp)
+        us = int(stamp)
+        if us >= steady_from_us:
+            samples.append((int(key[:13]) * 1000 - us, c))
+    samples.sort()
+    n = sum(c for _, c in samples)
+    out = {"steady_lines": n, "malformed_lines": malformed}
+    if not n:
+        return out
+
+    def pct(q):
+        rank = max(1, math.ceil(q * n))
+        acc = 0
+        for lat, c in samples:
+            acc += c
+            if acc >= rank:
+                return lat
+        return samples[-1][0]
+
+    out.update({"p50_ms": round(pct(0.50) / 1000, 1), "p99_ms": round(pct(0.99) / 1000, 1),
+                "max_ms": round(samples[-1][0] / 1000, 1),
+                "min_ms": round(samples[0][0] / 1000, 1)})
+    return out
+
+
+def exactly_once_status(got, expected, diag_fn, tmpdir):
+    """(ok, status text) comparing multiset digests; on a mismatch diag_fn() gives the
+    (expected file, consumed file) to count lost, duplicated and foreign lines."""
+    if got == expected:
+        return True, "ok"
+    exp_file, got_file = diag_fn()
+    try:
+        d = diagnose(exp_file, got_file, tmpdir)
+    finally:
+        for f in (exp_file, got_file):
+            Path(f).unlink(missing_ok=True)
+    parts = [f"{d[k]} {k.replace('_', ' ')}" for k in
+             ("lost_lines", "duplicated_lines", "extra_copies", "foreign_lines") if d.get(k)]
+    return False, "NOT exactly once: " + (", ".join(parts) or
+                                          f"{got['lines']} lines consumed, {expected['lines']} "
+                                          f"written, digest differs")
+
+
+def padded_line(text, size):
+    """text, padded with '.' to size bytes with the newline that follows it."""
+    b = text.encode()
+    if len(b) >= size:
+        raise BenchError(f"line '{text}' is longer than {size - 1} bytes")
+    return b + b"." * (size - 1 - len(b))
+
+
+def run_live(contender, broker, counter, a, rate, pool_path, topic, workdir, logdir):
+    """One contender following one file that the writer (appender.py) grows at rate
+    lines/s for a.duration s. Returns its result dict."""
+    res = {"contender": contender.name, "topic": topic, "rate": rate, "status": "failed"}
+    logpath = logdir / f"{topic}.log"
+    res["log"] = str(logpath)
+    broker.create_topic(topic, a.partitions, counter, configs=LIVE_TOPIC_CONFIGS)
+    path = workdir / "live.log"
+    sentinel = padded_line(f"ringtail-bench {topic}: the first line, there before the start",
+                           KCAT_READ)
+    closer = None
+    path.write_bytes(sentinel + b"\n")
+    argv = contender.live_argv(broker.bootstrap, topic, path, workdir)
+    res["argv"] = argv
+    batches_path = workdir / "batches.json"
+    with open(logpath, "wb") as logf:
+        t0 = time.monotonic()
+        run = Running(argv, workdir, logf)
+        t_all = None
+        try:
+            _, t_ready, why = wait_for_count(counter, topic, a.partitions, 1,
+                                             t0 + READY_TIMEOUT_S, run)
+            if t_ready is None:
+                res["status"] = f"start-up: the file's first line not shipped: {why}"
+                res["stop_note"] = run.stop()
+                run.results(res)
+                return res
+            res["ready_s"] = round(t_ready - t0, 3)
+            w = Procs.popen([sys.executable, str(APPENDER), "--path", str(path),
+                             "--pool", str(pool_path), "--rate", str(rate),
+                             "--duration", str(a.duration), "--batch-ms", str(a.batch_ms),
+                             "--batches", str(batches_path)],
+                            stdout=subprocess.PIPE, stderr=logf)
+            first = len(sentinel) + 1
+            deadline = time.monotonic() + 30
+            while os.stat(path).st_size <= first and w.poll() is None:
+                if time.monotonic() > deadline:
+                    raise BenchError("the writer did not start within 30 s")
+                time.sleep(0.0005)
+            tw0 = time.monotonic()
+            sleep_sampling(tw0 + a.skip, run, LIVE_SAMPLE_S, lambda: w.poll() is not None)
+            c0, f0, b0, ts0 = run.cpu(), run.feeders_cpu(), broker.cpu_seconds(), time.monotonic()
+            own0 = time.process_time()
+            while w.poll() is None and not run.exited():
+                run.sample()
+                time.sleep(LIVE_SAMPLE_S)
+            c1, f1, b1, ts1 = run.cpu(), run.feeders_cpu(), broker.cpu_seconds(), time.monotonic()
+            own1 = time.process_time()
+            if w.wait() != 0:
+                raise BenchError(f"the writer exited {w.returncode} (see {logpath})")
+            wsum = json.loads(w.stdout.read())
+            w.stdout.close()
+            Procs.forget(w)
+            res["writer"] = wsum
+            res["lines_written"] = wsum["lines"]
+            if run.exited():
+                res["status"] = (f"exited {run.main.returncode} while the writer ran "
+                                 f"(log: {logpath})")
+                run.stop()
+                run.results(res)
+                return res
+            win = ts1 - ts0
+            res["steady_window_s"] = round(win, 3)
+            res["cpu_pct"] = round(100 * (c1 - c0) / win, 1) if None not in (c0, c1) else None
+            if f0 is not None and f1 is not None:
+                res["feeders_cpu_pct"] = round(100 * (f1 - f0) / win, 1)
+            if b0 is not None and b1 is not None:
+                res["broker_cpu_pct"] = round(100 * (b1 - b0) / win, 1)
+            res["harness_cpu_pct"] = round(100 * (own1 - own0) / win, 1)
+            text = f"ringtail-bench {topic}: the closing line"
+            pad = KCAT_READ - os.stat(path).st_size % KCAT_READ
+            while pad <= len(text) + 1:
+                pad += KCAT_READ
+            closer = padded_line(text, pad)
+            with open(path, "ab") as f:
+                f.write(closer + b"\n")
+            want = wsum["lines"] + 2
+            n, t_all, why = wait_for_count(counter, topic, a.partitions, want,
+                                           ts1 + a.timeout, run)
+            res["delivered_at_stop"] = n
+            if t_all is not None:
+                res["drain_s"] = round(max(0.0, t_all - ts1), 3)
+            res["stop_note"] = run.stop()
+        finally:
+            if any(p.returncode is None for p in run.procs):
+                Procs.kill_all()
+        run.results(res)
+        if t_all is None:
+            res["status"] = f"not all lines delivered: {why} (log: {logpath})"
+            return res
+        t_v = time.monotonic()
+        out = workdir / "topic.out"
+        try:
+            consume_to_file(broker.bootstrap, topic, "%T %s\n", out, logf)
+            got, keys = read_live_topic(out)
+            expected, info = live_expected(batches_path, sentinel, closer)
+            steady_from = info["batches"][0][0] + int(a.skip * 1e6) if info["batches"] else 0
+            res.update(latency_stats(keys, steady_from))
+            res["consumed_lines"] = got["lines"]
+
+            def files():
+                exp, vals = workdir / "expected.lines", workdir / "values.lines"
+                write_live_expected(batches_path, sentinel, closer, exp)
+                with open(out, "rb") as f, open(vals, "wb") as g:
+                    for line in f:
+                        g.write(line[14:])
+                return exp, vals
+
+            ok, status = exactly_once_status(got, expected, files, workdir)
+        finally:
+            out.unlink(missing_ok=True)
+        res["verify_s"] = round(time.monotonic() - t_v, 3)
+    if not ok:
+        res["status"] = status
+        for k in ("p50_ms", "p99_ms", "max_ms", "min_ms"):
+            res.pop(k, None)            # not shown as latency
+    elif res.get("malformed_lines"):
+        res["status"] = f"{res['malformed_lines']} records without a 13-digit timestamp"
+    elif res["exit_code"] not in getattr(contender, "sigterm_exit_codes", (0,)):
+        res["status"] = f"delivered exactly once, but exited {res['exit_code']} (see {logpath})"
+    elif res.get("stop_note"):
+        res["status"] = res["stop_note"]
+    else:
+        res["status"] = "ok"
+    return res
+
+
+def run_idle(contender, broker, counter, a, pool, topic, workdir, logdir):
+    """One contender following a.files files of one line each (glob DIR/*.log): time
+    until all are in Kafka, then CPU over a.idle_seconds of nothing happening."""
+    res = {"contender": contender.name, "topic": topic, "files": a.files, "status": "failed"}
+    logpath = logdir / f"{topic}.log"
+    res["log"] = str(logpath)
+    broker.create_topic(topic, a.partitions, counter)
+    d = workdir / "files"
+    d.mkdir()
+    total = nbytes = 0
+    for i in range(a.files):
+        line = b"f%07d " % i + pool[i % len(pool)]
+        (d / f"f{i:07d}.log").write_bytes(line)
+        total += hash(line[:-1])
+        nbytes += len(line)
+    expected = {"lines": a.files, "bytes": nbytes, "hash": total % (1 << 64)}
+    argv = contender.glob_argv(broker.bootstrap, topic, str(d / "*.log"), workdir)
+    res["argv"] = argv
+    with open(logpath, "wb") as logf:
+        t0 = time.monotonic()
+        run = Running(argv, workdir, logf)
+        t_all = None
+        try:
+            n, t_all, why = wait_for_count(counter, topic, a.partitions, a.files,
+                                           t0 + a.timeout, run)
+            if t_all is not None:
+                c0, b0, ts0 = run.cpu(), broker.cpu_seconds(), time.monotonic()
+                own0 = time.process_time()
+                res["discovery_s"] = round(t_all - t0, 3)
+                res["discovery_cpu_s"] = round(c0, 3) if c0 is not None else None
+                sleep_sampling(ts0 + a.idle_seconds, run, IDLE_SAMPLE_S)
+                c1, b1, ts1 = run.cpu(), broker.cpu_seconds(), time.monotonic()
+                own1 = time.process_time()
+                if not run.exited():
+                    win = ts1 - ts0
+                    res["idle_window_s"] = round(win, 3)
+                    res["idle_cpu_pct"] = round(100 * (c1 - c0) / win, 2)
+                    res["idle_cpu_s"] = round(c1 - c0, 3)
+                    if b0 is not None and b1 is not None:
+                        res["broker_cpu_pct"] = round(100 * (b1 - b0) / win, 1)
+                    res["harness_cpu_pct"] = round(100 * (own1 - own0) / win, 2)
+                    n = counter.count(topic, a.partitions)
+            res["delivered_at_stop"] = n
+            res["stop_note"] = run.stop()
+        finally:
+            if any(p.returncode is None for p in run.procs):
+                Procs.kill_all()
+        run.results(res)
+        if t_all is None:
+            res["status"] = f"not all files' lines delivered: {why} (log: {logpath})"
+            return res
+        if "idle_cpu_pct" not in res:
+            res["status"] = f"exited {res['exit_code']} in the idle window (log: {logpath})"
+            return res
+        t_v = time.monotonic()
+        out = workdir / "topic.out"
+        try:
+            consume_to_file(broker.bootstrap, topic, "%s\n", out, logf)
+            got = corpus.multiset_digest(out)
+            res["consumed_lines"] = got["lines"]
+
+            def files():
+                exp = workdir / "expected.lines"
+                with open(exp, "wb") as f:
+                    for p in sorted(d.iterdir()):
+                        f.write(p.read_bytes())
+                return exp, out
+
+            ok, status = exactly_once_status(got, expected, files, workdir)
+        finally:
+            out.unlink(missing_ok=True)
+        res["verify_s"] = round(time.monotonic() - t_v, 3)
+    if not ok:
+        res["status"] = status
+        res.pop("idle_cpu_pct", None)
+    elif res["exit_code"] not in getattr(contender, "sigterm_exit_codes", (0,)):
+        res["status"] = f"delivered exactly once, but exited {res['exit_code']} (see {logpath})"
+    elif res.get("stop_note"):
+        res["status"] = res["stop_note"]
     else:
         res["status"] = "ok"
     return res
@@ -763,14 +1300,18 @@ def run_one(contender, broker, counter, meta, partitions, topic, workdir, logdir
 
 # ------------------------------------------------------------------------ report
 
-def summarize(results):
-    """{(kind, contender): {metric: (median, min, max)} or failure text}."""
+THROUGHPUT_METRICS = ("mb_s", "lines_s", "cpu_s_per_gib", "peak_rss_mib", "wall_s")
+
+
+def summarize(results, metrics=THROUGHPUT_METRICS):
+    """{(case, contender): {metric: {median, min, max}}, runs, ok_runs, failures};
+    case is the corpus kind (throughput), the rate (live) or the file count (idle)."""
     out = {}
     for (kind, name), runs in results.items():
         ok = [r for r in runs if r["status"] == "ok"]
         s = {"runs": len(runs), "ok_runs": len(ok),
              "failures": [r["status"] for r in runs if r["status"] != "ok"]}
-        for m in ("mb_s", "lines_s", "cpu_s_per_gib", "peak_rss_mib", "wall_s"):
+        for m in metrics:
             vals = [r[m] for r in ok if r.get(m) is not None]
             if vals:
                 s[m] = {"median": statistics.median(vals), "min": min(vals), "max": max(vals)}
@@ -791,6 +1332,30 @@ def ratio(a, b):
     if not a or not b or not b.get("median"):
         return "—"
     return f"{a['median'] / b['median']:.2f}×"
+
+
+def report_setup(ctx, names, unavailable):
+    """The report's sections on the contenders' settings and the environment."""
+    L = ["## Contenders and their settings\n"]
+    L.append(f"Producer settings given to every contender (`--producer`): "
+             f"`{ctx['shared_producer'] or '(none)'}`.\n")
+    for name in names:
+        if name in unavailable:
+            L.append(f"- **{name}**: not available: {unavailable[name]}")
+            continue
+        d = ctx["describe"][name]
+        L.append(f"- **{name}** {ctx['versions'].get(name, '')}")
+        for k, v in d.items():
+            if isinstance(v, dict):
+                L.append(f"  - {k}: " + ", ".join(f"`{kk}={vv}`" for kk, vv in v.items()))
+            else:
+                L.append(f"  - {k}: `{v}`" if k == "command" else f"  - {k}: {v}")
+    L.append("")
+    L.append("## Environment\n")
+    for k, v in ctx["environment"].items():
+        L.append(f"- {k}: {v}")
+    L.append("")
+    return L
 
 
 def write_report(out_dir, ctx, results, unavailable):
@@ -860,25 +1425,7 @@ def write_report(out_dir, ctx, results, unavailable):
                      f"{r.get('peak_rss_mib', '—')} | {r.get('broker_cpu_s', '—')} | "
                      f"{v.get('seconds', '—')} |")
     L.append("")
-    L.append("## Contenders and their settings\n")
-    L.append(f"Producer settings given to every contender (`--producer`): "
-             f"`{ctx['shared_producer'] or '(none)'}`.\n")
-    for name in names:
-        if name in unavailable:
-            L.append(f"- **{name}**: not available: {unavailable[name]}")
-            continue
-        d = ctx["describe"][name]
-        L.append(f"- **{name}** {ctx['versions'].get(name, '')}")
-        for k, v in d.items():
-            if isinstance(v, dict):
-                L.append(f"  - {k}: " + ", ".join(f"`{kk}={vv}`" for kk, vv in v.items()))
-            else:
-                L.append(f"  - {k}: `{v}`" if k == "command" else f"  - {k}: {v}")
-    L.append("")
-    L.append("## Environment\n")
-    for k, v in ctx["environment"].items():
-        L.append(f"- {k}: {v}")
-    L.append("")
+    L += report_setup(ctx, names, unavailable)
     L.append("## Method\n")
     L.append(f"- Topics: a new one per run and contender, {ctx['partitions']} partitions, "
              f"created before the contender starts; the contenders' order rotates per run.")
@@ -899,6 +1446,183 @@ def write_report(out_dir, ctx, results, unavailable):
             "summary": [{"kind": k, "contender": n, **s} for (k, n), s in summary.items()],
             "runs": [r for runs in results.values() for r in runs]}
     (out_dir / "results.json").write_text(json.dumps(data, indent=1) + "\n")
+    return summary
+
+
+LIVE_METRICS = ("p50_ms", "p99_ms", "max_ms", "cpu_pct", "feeders_cpu_pct", "peak_rss_mib",
+                "ready_s", "drain_s", "writer_rate", "writer_cpu_pct", "broker_cpu_pct")
+IDLE_METRICS = ("discovery_s", "idle_cpu_pct", "peak_rss_mib", "broker_cpu_pct")
+
+
+def dump_json(out_dir, ctx, results, unavailable, summary):
+    data = {"context": ctx, "unavailable": unavailable,
+            "summary": [{"case": k, "contender": n, **s} for (k, n), s in summary.items()],
+            "runs": [r for runs in results.values() for r in runs]}
+    (out_dir / "results.json").write_text(json.dumps(data, indent=1, default=str) + "\n")
+
+
+def failure_cells(s, ncols):
+    return f"**failed**: {'; '.join(s['failures'])}" + " |" * (ncols - 1)
+
+
+def write_live_report(out_dir, ctx, results, unavailable):
+    names = ctx["contenders"]
+    for runs in results.values():
+        for r in runs:
+            w = r.get("writer", {})
+            r["writer_rate"] = w.get("achieved_rate")
+            r["writer_cpu_pct"] = w.get("cpu_pct")
+    summary = summarize(results, LIVE_METRICS)
+    kind = ctx["kinds"][0]
+    m = ctx["corpora"][kind]
+    L = [f"# ringtail bench: {ctx['title']}\n", f"{ctx['finished']} · `{ctx['command']}`\n"]
+    L.append(f"A writer appends `{kind}` lines to a new file at a fixed rate while the contender "
+             f"follows the file into a new topic created with "
+             f"`message.timestamp.type=LogAppendTime`. Latency = the record's timestamp (the "
+             f"broker's append time, ms) − the append time written into the line "
+             f"(CLOCK_REALTIME, µs), over the lines appended after the first "
+             f"{ctx['skip_s']:g} s of each {ctx['duration_s']:g} s run (the steady window); "
+             f"resolution 1 ms (the broker's timestamp is truncated to the ms, so a figure can "
+             f"be up to 1 ms low, and a sub-ms latency can show as negative). Writer, "
+             f"contender and broker share this host's clock. CPU = the contender's user+sys "
+             f"(/proc/PID/stat, all threads) over the steady window, in % of one core; peak "
+             f"RSS = VmHWM over the whole run. Only runs in which every line written arrived "
+             f"exactly once (checked) count; medians over them, (min–max) when they "
+             f"differ.\n")
+    for rate in ctx["rates"]:
+        L.append(f"## {rate:,} lines/s\n")
+        L.append("| contender | writer lines/s (its CPU %) | p50 ms | p99 ms | max ms | "
+                 "CPU % of a core | peak RSS MiB | start-up s | drain s | verified runs |")
+        L.append("|---|---|---|---|---|---|---|---|---|---|")
+        for name in names:
+            if name in unavailable:
+                L.append(f"| {name} | not available: {unavailable[name]} |" + " |" * 8)
+                continue
+            s = summary.get((rate, name))
+            if not s:
+                continue
+            if not s["ok_runs"]:
+                L.append(f"| {name} | " + failure_cells(s, 8) + f" 0 of {s['runs']} |")
+                continue
+            cpu = fmt_stat(s.get("cpu_pct"))
+            if s.get("feeders_cpu_pct"):
+                cpu += f" (+ tail {fmt_stat(s['feeders_cpu_pct'])})"
+            L.append(f"| {name} | {fmt_stat(s.get('writer_rate'), 0)} "
+                     f"({fmt_stat(s.get('writer_cpu_pct'))}) | {fmt_stat(s.get('p50_ms'))} | "
+                     f"{fmt_stat(s.get('p99_ms'))} | {fmt_stat(s.get('max_ms'))} | {cpu} | "
+                     f"{fmt_stat(s.get('peak_rss_mib'))} | {fmt_stat(s.get('ready_s'), 2)} | "
+                     f"{fmt_stat(s.get('drain_s'), 2)} | {s['ok_runs']} of {s['runs']} |")
+            for f in s["failures"]:
+                L.append(f"\n- {name}: a run **failed** (not counted): {f}\n")
+        L.append("")
+    L.append("## Runs\n")
+    L.append("| rate | run | contender | status | lines written | writer lines/s | writer CPU % "
+             "| steady lines | p50 ms | p99 ms | max ms | CPU % | tail CPU % | peak RSS MiB | "
+             "broker CPU % | start-up s | drain s | verify s |")
+    L.append("|---" * 18 + "|")
+    for (rate, name), runs in results.items():
+        for r in runs:
+            g = r.get
+            L.append(f"| {rate:,} | {r['run']} | {name} | {r['status']} | "
+                     f"{g('lines_written', '—')} | {g('writer_rate', '—')} | "
+                     f"{g('writer_cpu_pct', '—')} | {g('steady_lines', '—')} | "
+                     f"{g('p50_ms', '—')} | {g('p99_ms', '—')} | {g('max_ms', '—')} | "
+                     f"{g('cpu_pct', '—')} | {g('feeders_cpu_pct', '—')} | "
+                     f"{g('peak_rss_mib', '—')} | {g('broker_cpu_pct', '—')} | "
+                     f"{g('ready_s', '—')} | {g('drain_s', '—')} | {g('verify_s', '—')} |")
+    L.append("")
+    L += report_setup(ctx, names, unavailable)
+    L.append("## Method\n")
+    L.append(f"- Lines: the first 65,536 lines of the `{kind}` corpus "
+             f"`{Path(m['path']).name}` (seed {m['seed']}), cycled, each behind a 27-byte "
+             f"stamp `<CLOCK_REALTIME µs, 16 digits> b<batch, 8 digits> ` (a line is unique by "
+             f"batch and corpus line); mean line length in the runs table's JSON "
+             f"(`writer.mean_line_bytes`).")
+    L.append(f"- Writer (`bench/appender.py`, its own process): every {ctx['batch_ms']:g} ms "
+             f"it appends the lines due (rate × elapsed time) with one write() to an "
+             f"O_APPEND descriptor, all stamped with the clock read just before that batch "
+             f"was built; it never skips a line, and falls behind with bigger batches if it "
+             f"must. 'writer lines/s' is lines over the time from its start to its last "
+             f"write.")
+    L.append(f"- Per run: a new topic ({ctx['partitions']} partitions, "
+             f"`message.timestamp.type=LogAppendTime`), a new file holding one line; the "
+             f"contender starts; once that line is in Kafka (start-up s) the writer starts, "
+             f"for {ctx['duration_s']:g} s. The contender's CPU is read from /proc/PID/stat "
+             f"{ctx['skip_s']:g} s after the writer's first append and when the writer exits. "
+             f"Then end offsets are polled every {POLL_S * 1000:.0f} ms until every line is "
+             f"in Kafka (drain s: after the writer's exit; at most "
+             f"{ctx['drain_timeout_s']:g} s), and the contender is stopped (SIGTERM; for "
+             f"kcat SIGTERM to tail, and kcat exits at the end of its input).")
+    L.append("- kcat cannot follow a file: `tail -c +1 -F FILE | kcat -P ...`, two processes; "
+             "kcat's CPU and RSS are kcat's alone, tail's CPU is shown apart.")
+    L.append("- Exactly once and latency: the topic is consumed with `kcat -C -o beginning -e "
+             "-f '%T %s\\n'`; the multiset digest of the values (line count, bytes, sum of "
+             "the lines' SipHash mod 2^64) must equal that of the lines written, rebuilt from "
+             "the writer's batch log, or the run is reported as `NOT exactly once` with "
+             "lost/duplicated/foreign counts and no latency. Percentiles are nearest-rank "
+             "over every line of the steady window.")
+    L.append("")
+    (out_dir / "results.md").write_text("\n".join(L))
+    dump_json(out_dir, ctx, results, unavailable, summary)
+    return summary
+
+
+def write_idle_report(out_dir, ctx, results, unavailable):
+    names = ctx["contenders"]
+    summary = summarize(results, IDLE_METRICS)
+    n = ctx["files"]
+    L = [f"# ringtail bench: {ctx['title']}\n", f"{ctx['finished']} · `{ctx['command']}`\n"]
+    L.append(f"{n:,} files of one line each exist in one directory when the contender starts, "
+             f"following the glob `DIR/*.log`. Discovery = from its start until all {n:,} "
+             f"lines are in Kafka. Idle CPU = its user+sys (/proc/PID/stat, all threads) over "
+             f"the next {ctx['idle_s']:g} s, in which nothing is written, in % of one core. "
+             f"Peak RSS = VmHWM over the whole run. Only runs in which every line arrived "
+             f"exactly once (checked) count; medians, (min–max) when they differ.\n")
+    L.append("| contender | discovery s | idle CPU % of a core | peak RSS MiB | broker CPU % "
+             "(idle window) | verified runs |")
+    L.append("|---|---|---|---|---|---|")
+    for name in names:
+        if name in unavailable:
+            L.append(f"| {name} | not available: {unavailable[name]} | | | | |")
+            continue
+        s = summary.get((n, name))
+        if not s:
+            continue
+        if not s["ok_runs"]:
+            L.append(f"| {name} | " + failure_cells(s, 4) + f" 0 of {s['runs']} |")
+            continue
+        L.append(f"| {name} | {fmt_stat(s.get('discovery_s'), 2)} | "
+                 f"{fmt_stat(s.get('idle_cpu_pct'), 2)} | {fmt_stat(s.get('peak_rss_mib'))} | "
+                 f"{fmt_stat(s.get('broker_cpu_pct'))} | {s['ok_runs']} of {s['runs']} |")
+    L.append("")
+    L.append("## Runs\n")
+    L.append("| run | contender | status | discovery s | CPU s to discovery | idle window s | "
+             "idle CPU s | idle CPU % | peak RSS MiB | broker CPU % | verify s |")
+    L.append("|---" * 11 + "|")
+    for (_, name), runs in results.items():
+        for r in runs:
+            g = r.get
+            L.append(f"| {r['run']} | {name} | {r['status']} | {g('discovery_s', '—')} | "
+                     f"{g('discovery_cpu_s', '—')} | {g('idle_window_s', '—')} | "
+                     f"{g('idle_cpu_s', '—')} | {g('idle_cpu_pct', '—')} | "
+                     f"{g('peak_rss_mib', '—')} | {g('broker_cpu_pct', '—')} | "
+                     f"{g('verify_s', '—')} |")
+    L.append("")
+    L += report_setup(ctx, names, unavailable)
+    L.append("## Method\n")
+    L.append(f"- Per run: a new topic ({ctx['partitions']} partitions) and a new directory of "
+             f"{n:,} files `fNNNNNNN.log`, each one line: `fNNNNNNN ` and a line of the "
+             f"`{ctx['kinds'][0]}` corpus. The contender gets the glob (`glob_argv()`; a "
+             f"contender without one is `not available: does not follow a glob`).")
+    L.append(f"- End offsets are polled every {POLL_S * 1000:.0f} ms until they sum to {n:,} "
+             f"(at most {ctx['timeout_s']:g} s); the CPU read from /proc/PID/stat then and "
+             f"{ctx['idle_s']:g} s later gives the idle CPU. The harness samples VmHWM once a "
+             f"second in that window and polls nothing. Then SIGTERM.")
+    L.append("- Exactly once: the topic consumed with `kcat -C -o beginning -e -f '%s\\n'` must "
+             "have the multiset digest of the files' lines.")
+    L.append("")
+    (out_dir / "results.md").write_text("\n".join(L))
+    dump_json(out_dir, ctx, results, unavailable, summary)
     return summary
 
 
@@ -924,20 +1648,32 @@ def machine_info():
 
 # ------------------------------------------------------------------------ main
 
+MODES = ("throughput", "live", "idle")
+
+
 def parse_args(argv):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--mode", choices=MODES, default="throughput",
+                    help="throughput (default): ship a complete corpus; live: follow a file "
+                         "appended at fixed rates; idle: follow --files quiet files")
     ap.add_argument("--smoke", action="store_true",
-                    help="2M corpus, 1 run, both contenders: keeps the harness working")
+                    help="keeps the harness working: throughput 2M corpus, 1 run; live one "
+                         "rate of 2000 lines/s for 5 s; idle 200 files, 3 s")
     ap.add_argument("--contenders", default="ringtail,kcat",
                     help=f"comma-separated, of {','.join(CONTENDERS)}")
     ap.add_argument("--kind", default="access",
-                    help="corpus kind(s), comma-separated: access,json,java")
-    ap.add_argument("--size", default=None, help="corpus size (default 1G; --smoke 2M)")
+                    help="corpus kind(s), comma-separated: access,json,java (live and idle: "
+                         "one, the shape of the lines written)")
+    ap.add_argument("--size", default=None,
+                    help="corpus size (default 1G; live and idle 128M, of which the first "
+                         "65536 lines are written; --smoke 2M)")
     ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--runs", type=int, default=None, help="runs per case (default 3)")
+    ap.add_argument("--runs", type=int, default=None,
+                    help="runs per case (default 3; live and idle 1)")
     ap.add_argument("--partitions", type=int, default=6)
     ap.add_argument("--out", default=None,
-                    help="results directory (default bench/out, bench/out/smoke with --smoke)")
+                    help="results directory (default bench/out, bench/out/live, bench/out/idle; "
+                         "under bench/out/smoke with --smoke)")
     ap.add_argument("--corpus-dir", default=None,
                     help=f"corpus cache (default {corpus.default_dir()})")
     ap.add_argument("--bootstrap", help="use this broker instead of starting one")
@@ -949,11 +1685,32 @@ def parse_args(argv):
                     help="MB of the corpus produced with kcat before the measured runs "
                          "(default 100)")
     ap.add_argument("--timeout", type=float, default=None,
-                    help="seconds a run may take to deliver (default 120 + 1 s per 5 MB)")
+                    help="seconds a run may take to deliver (default 120 + 1 s per 5 MB; "
+                         "live: after the writer stopped, 60; idle: 120 + 1 s per 100 files)")
+    live = ap.add_argument_group("live mode")
+    live.add_argument("--rates", default=None,
+                      help="lines per second, comma-separated (default 10000,50000,200000; "
+                           "--smoke 2000)")
+    live.add_argument("--duration", type=float, default=None,
+                      help="seconds the writer appends at each rate (default 30; --smoke 5)")
+    live.add_argument("--skip", type=float, default=None,
+                      help="first seconds of each run left out of latency and CPU "
+                           "(default 5; --smoke 1)")
+    live.add_argument("--batch-ms", type=float, default=2.0,
+                      help="the writer appends every this many ms (default 2)")
+    idle = ap.add_argument_group("idle mode")
+    idle.add_argument("--files", type=int, default=None,
+                      help="files of one line each (default 10000; --smoke 200)")
+    idle.add_argument("--idle-seconds", type=float, default=None,
+                      help="the idle window (default 60; --smoke 3)")
     a = ap.parse_args(argv)
-    a.size = a.size or ("2M" if a.smoke else "1G")
-    a.runs = a.runs or (1 if a.smoke else 3)
-    a.out = Path(a.out) if a.out else HERE / "out" / ("smoke" if a.smoke else "")
+    tp = a.mode == "throughput"
+    a.size = a.size or ("2M" if a.smoke else "1G" if tp else "128M")
+    a.runs = a.runs or (1 if a.smoke or not tp else 3)
+    if a.out:
+        a.out = Path(a.out)
+    else:
+        a.out = HERE / "out" / ("smoke" if a.smoke else "") / ("" if tp else a.mode)
     a.contenders = [c.strip() for c in a.contenders.split(",") if c.strip()]
     for c in a.contenders:
         if c not in CONTENDERS:
@@ -962,19 +1719,152 @@ def parse_args(argv):
     for k in a.kinds:
         if k not in corpus.KINDS:
             ap.error(f"unknown kind '{k}' (known: {', '.join(corpus.KINDS)})")
+    if not tp and len(a.kinds) != 1:
+        ap.error(f"--mode {a.mode} takes one --kind")
     try:
         corpus.parse_size(a.size)
         a.shared = parse_settings(a.producer)
+        a.rates = [int(float(r)) for r in (a.rates or ("2000" if a.smoke else
+                                                         "10000,50000,200000")).split(",")
+                   if r.strip()]
+    except ValueError as e:
+        ap.error(f"--rates: {e}")
     except argparse.ArgumentTypeError as e:
         ap.error(str(e))
+    a.duration = a.duration or (5.0 if a.smoke else 30.0)
+    a.skip = a.skip if a.skip is not None else (1.0 if a.smoke else 5.0)
+    a.files = a.files or (200 if a.smoke else 10000)
+    a.idle_seconds = a.idle_seconds or (3.0 if a.smoke else 60.0)
+    if a.mode == "live":
+        a.timeout = a.timeout or 60.0
+    elif a.mode == "idle":
+        a.timeout = a.timeout or 120 + a.files / 100
     if a.runs < 1 or a.partitions < 1:
         ap.error("--runs and --partitions must be at least 1")
+    if not a.rates or min(a.rates) < 1 or a.skip >= a.duration or a.files < 1:
+        ap.error("--rates must be positive, --skip below --duration, --files at least 1")
     return a
 
 
 def on_sigterm(signum, frame):
     log("terminated; stopping what was started")
     raise SystemExit(128 + signum)
+
+
+def rotated(contenders, run):
+    """The contenders in run's order: rotated by one per run."""
+    if not contenders:
+        return []
+    k = run % len(contenders)
+    return contenders[k:] + contenders[:k]
+
+
+def throughput_mode(a, ctx, contenders, broker, counter, work, logdir):
+    results = {}
+    rc = 0
+    timeout = a.timeout
+    tag = datetime.datetime.now().strftime("%H%M%S")
+    for kind in a.kinds:
+        path = ctx["corpora"][kind]["path"]
+        meta = {**corpus.read_meta(path), "path": path}
+        digest = meta["multiset_digest"]
+        t_out = timeout or 120 + meta["bytes"] / 5e6
+        for run in range(a.runs):
+            for c in rotated(contenders, run):
+                topic = f"bench-{tag}-{kind}-{c.name}-{run + 1}"
+                rwork = work / topic
+                rwork.mkdir()
+                log(f"{kind} run {run + 1}/{a.runs}: {c.name} -> {topic}")
+                r = run_one(c, broker, counter, meta, a.partitions, topic, rwork, logdir,
+                            t_out, digest)
+                r["run"] = run + 1
+                r["kind"] = kind
+                results.setdefault((kind, c.name), []).append(r)
+                v = r.get("verify", {})
+                log(f"  {r['status']}: " + (
+                    f"{r['wall_s']:.2f} s, {r['mb_s']:.1f} MB/s, {r['lines_s']:,} lines/s, "
+                    f"{r['cpu_s_per_gib']:.2f} CPU-s/GiB, peak RSS {r['peak_rss_mib']} MiB, "
+                    f"verified in {v.get('seconds', 0):.1f} s" if "wall_s" in r else ""))
+                if r["status"] != "ok":
+                    rc = 1
+                shutil.rmtree(rwork, ignore_errors=True)
+    return results, rc
+
+
+def live_mode(a, ctx, contenders, broker, counter, work, logdir):
+    results = {}
+    rc = 0
+    tag = datetime.datetime.now().strftime("%H%M%S")
+    kind = a.kinds[0]
+    pool_path = ctx["corpora"][kind]["path"]
+    for run in range(a.runs):
+        for i, rate in enumerate(a.rates):
+            for c in rotated(contenders, run + i):
+                topic = f"bench-{tag}-live-{rate}-{c.name}-{run + 1}"
+                rwork = work / topic
+                rwork.mkdir()
+                log(f"live {rate:,} lines/s for {a.duration:g} s, run {run + 1}/{a.runs}: "
+                    f"{c.name} -> {topic}")
+                r = run_live(c, broker, counter, a, rate, pool_path, topic, rwork, logdir)
+                r["run"] = run + 1
+                results.setdefault((rate, c.name), []).append(r)
+                w = r.get("writer", {})
+                log(f"  {r['status']}: " + (
+                    f"writer {w['achieved_rate']:,.0f} lines/s ({w['cpu_pct']}% CPU), latency "
+                    f"p50 {r['p50_ms']} ms, p99 {r['p99_ms']} ms, max {r['max_ms']} ms over "
+                    f"{r['steady_lines']:,} lines; CPU {r['cpu_pct']}% of a core, peak RSS "
+                    f"{r['peak_rss_mib']} MiB" if "p99_ms" in r else ""))
+                if r["status"] != "ok":
+                    rc = 1
+                shutil.rmtree(rwork, ignore_errors=True)
+    return results, rc
+
+
+def idle_mode(a, ctx, contenders, broker, counter, work, logdir):
+    results = {}
+    rc = 0
+    tag = datetime.datetime.now().strftime("%H%M%S")
+    pool = []
+    with open(ctx["corpora"][a.kinds[0]]["path"], "rb") as f:
+        for line in f:
+            pool.append(line)
+            if len(pool) == 4096:
+                break
+    for run in range(a.runs):
+        for c in rotated(contenders, run):
+            topic = f"bench-{tag}-idle-{c.name}-{run + 1}"
+            rwork = work / topic
+            rwork.mkdir()
+            log(f"idle, {a.files:,} files, {a.idle_seconds:g} s, run {run + 1}/{a.runs}: "
+                f"{c.name} -> {topic}")
+            r = run_idle(c, broker, counter, a, pool, topic, rwork, logdir)
+            r["run"] = run + 1
+            results.setdefault((a.files, c.name), []).append(r)
+            log(f"  {r['status']}: " + (
+                f"all {a.files:,} lines in Kafka after {r['discovery_s']} s; idle CPU "
+                f"{r['idle_cpu_pct']}% of a core, peak RSS {r['peak_rss_mib']} MiB"
+                if "idle_cpu_pct" in r else ""))
+            if r["status"] != "ok":
+                rc = 1
+            shutil.rmtree(rwork, ignore_errors=True)
+    return results, rc
+
+
+def make_chart(mode, out_dir, ctx, summary, unavailable):
+    """results.png beside results.md; skipped, saying why, without matplotlib."""
+    try:
+        import chart
+        path = chart.draw(mode, out_dir / "results.png", ctx, summary, unavailable)
+    except ImportError as e:
+        log(f"no chart: {e} (Debian: apt-get install python3-matplotlib; run.py runs "
+            f"with {sys.executable})")
+        return None
+    except Exception as e:     # a chart must not cost the measured results
+        log(f"no chart: drawing it failed: {type(e).__name__}: {e}")
+        return None
+    if path:
+        log(f"wrote {path}")
+    return path
 
 
 def main(argv=None):
@@ -986,6 +1876,8 @@ def main(argv=None):
     for name in a.contenders:
         c = Ringtail(a.shared, a.ringtail) if name == "ringtail" else CONTENDERS[name](a.shared)
         why = c.unavailable()
+        if not why and a.mode == "idle" and type(c).glob_argv is Contender.glob_argv:
+            why = "does not follow a glob"
         if why:
             unavailable[name] = why
             log(f"{name}: not available: {why}")
@@ -1000,12 +1892,28 @@ def main(argv=None):
     cdir = Path(a.corpus_dir) if a.corpus_dir else corpus.default_dir()
     cdir.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="work-", dir=cdir))
-    ctx = {"title": f"{', '.join(a.kinds)} corpus, {a.size}, {a.runs} run(s), "
-                    f"{a.partitions} partitions" + (" (smoke)" if a.smoke else ""),
+    smoke = " (smoke)" if a.smoke else ""
+    if a.mode == "throughput":
+        title = (f"{', '.join(a.kinds)} corpus, {a.size}, {a.runs} run(s), "
+                 f"{a.partitions} partitions{smoke}")
+    elif a.mode == "live":
+        title = (f"live append of {a.kinds[0]} lines at "
+                 f"{', '.join(f'{r:,}' for r in a.rates)} lines/s, {a.duration:g} s each, "
+                 f"{a.runs} run(s), {a.partitions} partitions{smoke}")
+    else:
+        title = (f"idle, {a.files:,} files of one {a.kinds[0]} line, {a.idle_seconds:g} s, "
+                 f"{a.runs} run(s), {a.partitions} partitions{smoke}")
+    ctx = {"title": title, "mode": a.mode,
            "command": shlex.join([sys.executable, "bench/run.py", *(argv or sys.argv[1:])]),
            "contenders": a.contenders, "kinds": a.kinds, "partitions": a.partitions,
            "smoke": a.smoke,
            "shared_producer": a.producer, "corpora": {}, "versions": {}, "describe": {}}
+    if a.mode == "live":
+        ctx.update({"rates": a.rates, "duration_s": a.duration, "skip_s": a.skip,
+                    "batch_ms": a.batch_ms, "drain_timeout_s": a.timeout,
+                    "topic_configs": LIVE_TOPIC_CONFIGS})
+    elif a.mode == "idle":
+        ctx.update({"files": a.files, "idle_s": a.idle_seconds, "timeout_s": a.timeout})
     results = {}
     broker = Broker(a.bootstrap)
     counter = None
@@ -1013,44 +1921,19 @@ def main(argv=None):
     try:
         for kind in a.kinds:
             m = corpus.generate(kind, a.size, a.seed, cdir)
-            digest, took = corpus_digest(m)
             ctx["corpora"][kind] = {k: m[k] for k in ("path", "bytes", "lines", "sha256", "seed")}
-            if took is not None:
-                ctx["corpora"][kind]["digest_seconds"] = round(took, 2)
+            if a.mode == "throughput":
+                digest, took = corpus_digest(m)
+                if took is not None:
+                    ctx["corpora"][kind]["digest_seconds"] = round(took, 2)
         broker.start()
         counter = OffsetCounter(broker.bootstrap)
         broker.warm_up(work, ctx["corpora"][a.kinds[0]]["path"], int(a.warmup * 1e6))
         for c in contenders:
             ctx["versions"][c.name] = c.version()
             ctx["describe"][c.name] = c.describe()
-        timeout = a.timeout
-        tag = datetime.datetime.now().strftime("%H%M%S")
-        for kind in a.kinds:
-            path = ctx["corpora"][kind]["path"]
-            meta = {**corpus.read_meta(path), "path": path}
-            digest = meta["multiset_digest"]
-            t_out = timeout or 120 + meta["bytes"] / 5e6
-            for run in range(a.runs):
-                order = contenders[run % len(contenders):] + contenders[:run % len(contenders)] \
-                    if contenders else []
-                for c in order:
-                    topic = f"bench-{tag}-{kind}-{c.name}-{run + 1}"
-                    rwork = work / topic
-                    rwork.mkdir()
-                    log(f"{kind} run {run + 1}/{a.runs}: {c.name} -> {topic}")
-                    r = run_one(c, broker, counter, meta, a.partitions, topic, rwork, logdir,
-                                t_out, digest)
-                    r["run"] = run + 1
-                    r["kind"] = kind
-                    results.setdefault((kind, c.name), []).append(r)
-                    v = r.get("verify", {})
-                    log(f"  {r['status']}: " + (
-                        f"{r['wall_s']:.2f} s, {r['mb_s']:.1f} MB/s, {r['lines_s']:,} lines/s, "
-                        f"{r['cpu_s_per_gib']:.2f} CPU-s/GiB, peak RSS {r['peak_rss_mib']} MiB, "
-                        f"verified in {v.get('seconds', 0):.1f} s" if "wall_s" in r else ""))
-                    if r["status"] != "ok":
-                        rc = 1
-                    shutil.rmtree(rwork, ignore_errors=True)
+        mode = {"throughput": throughput_mode, "live": live_mode, "idle": idle_mode}[a.mode]
+        results, rc = mode(a, ctx, contenders, broker, counter, work, logdir)
         ctx["offsets_method"] = ("ListOffsets v1 over a socket" if counter.wire else
                                  f"kcat -Q ({counter.fallback_reason})")
         ctx["versions"]["kafka"] = broker.version
@@ -1061,9 +1944,13 @@ def main(argv=None):
             "python": platform.python_version(),
             "bench wall time": f"{time.monotonic() - started:.0f} s"}
         ctx["finished"] = datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
-        write_report(a.out, ctx, results, unavailable)
+        writer = {"throughput": write_report, "live": write_live_report,
+                  "idle": write_idle_report}[a.mode]
+        summary = writer(a.out, ctx, results, unavailable)
         log(f"wrote {a.out / 'results.md'} and results.json "
             f"({time.monotonic() - started:.0f} s in all)")
+        if a.mode in ("throughput", "live"):
+            make_chart(a.mode, a.out, ctx, summary, unavailable)
     except BenchError as e:
         log(f"error: {e}")
         rc = 1
@@ -1077,6 +1964,16 @@ def main(argv=None):
         broker.stop()
         shutil.rmtree(work, ignore_errors=True)
     return rc
+
+
+# Contenders in modules of their own import this one as `run` (for Contender): the
+# same module object, also when this file runs as __main__.
+sys.modules.setdefault("run", sys.modules[__name__])
+from peer_connect import Connect  # noqa: E402
+CONTENDERS["connect"] = Connect
+from peers_syslog import Rsyslog, SyslogNg  # noqa: E402
+CONTENDERS["rsyslog"] = Rsyslog
+CONTENDERS["syslog-ng"] = SyslogNg
 
 
 if __name__ == "__main__":
