@@ -37,27 +37,47 @@ struct kfk_retry_list {
         size_t n;
 };
 
-struct kfk {
-        struct kfk_conf conf; /* kept to build the next producer after a fatal error */
+struct kfk;
+
+/* One librdkafka producer. A kfk has one, or several that each own a fixed set of
+ * partitions (see kfk_producer_new()). */
+struct kfk_shard {
+        struct kfk *k;
+        unsigned idx;
         rd_kafka_t *rk;
         rd_kafka_topic_t *rkt;
         rd_kafka_topic_t *offsets_rkt; /* exactly-once: the offsets topic */
         rd_kafka_queue_t *mainq;
-        int efd;
-        kfk_dr_cb_t dr;
-        kfk_error_cb_t error;
-        void *userdata;
-        char last_error[256];
-        char last_conn_error[512]; /* to report a connection problem once */
 
         /* Recovery from a fatal error of an idempotent (not transactional) producer:
          * see kfk_rebuild(). Records sent and failed come before records never sent
          * (purged from the queue) within a partition, so they are kept apart. */
         bool rebuild; /* fatal: waiting for every report, then a new producer */
-        bool purging; /* kfk_purge(): failures go to the caller */
         struct kfk_retry_list sent_failed, never_sent;
         unsigned rebuilds_since_ack;
+};
+
+struct kfk {
+        struct kfk_conf conf; /* kept to build the next producer after a fatal error */
+        struct kfk_shard *shards;
+        unsigned n_shards;
+        int efd; /* every shard's main queue rings it */
+        kfk_dr_cb_t dr;
+        kfk_error_cb_t error;
+        void *userdata;
+        char last_error[256];
+        char last_conn_error[512]; /* to report a connection problem once */
+        bool purging;              /* kfk_purge(): failures go to the caller */
         uint64_t rebuilds, resent, possibly_written;
+
+        /* Several shards: ringtail picks partitions itself, sticky for sticky_records
+         * records, round robin; shard = partition % n_shards. Until the partition
+         * count is known (shard 0's partitioner learns it from librdkafka), records
+         * go to partition 0, which shard 0 owns. */
+        int32_t partition_cnt; /* atomic: written by shard 0's partitioner */
+        int32_t sticky;        /* the partition records go to now */
+        uint32_t sticky_left;  /* records before the next partition */
+        uint32_t sticky_records;
 };
 
 /* Fatal errors recovered by a new producer with no record acknowledged in between;
@@ -86,8 +106,9 @@ static const struct {
 };
 
 /* Keeps a copy of m for the next producer. Returns 0 or -ENOMEM. */
-static int kfk_retain(struct kfk *k, const rd_kafka_message_t *m)
+static int kfk_retain(struct kfk_shard *sh, const rd_kafka_message_t *m)
 {
+        struct kfk *k = sh->k;
         struct kfk_retry *r = calloc(1, sizeof(*r));
         if (!r)
                 return -ENOMEM;
@@ -113,7 +134,7 @@ static int kfk_retain(struct kfk *k, const rd_kafka_message_t *m)
         if (m->len)
                 memcpy(r->value, m->payload, m->len);
         struct kfk_retry_list *l =
-                m->err == RD_KAFKA_RESP_ERR__PURGE_QUEUE ? &k->never_sent : &k->sent_failed;
+                m->err == RD_KAFKA_RESP_ERR__PURGE_QUEUE ? &sh->never_sent : &sh->sent_failed;
         if (!l->tail)
                 l->tail = &l->head;
         *l->tail = r;
@@ -135,32 +156,34 @@ static void kfk_retry_free(struct kfk_retry *r)
 
 static void kfk_dr_msg_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 {
-        struct kfk *k = opaque;
+        struct kfk_shard *sh = opaque;
+        struct kfk *k = sh->k;
         /* A data record the producer failed for good because it failed as a whole:
          * kept for the next producer, reported when that one delivers it. */
         if (m->err && m->_private && !k->conf.transactional_id && !k->purging &&
             rd_kafka_fatal_error(rk, NULL, 0) != RD_KAFKA_RESP_ERR_NO_ERROR) {
-                k->rebuild = true;
-                if (kfk_retain(k, m) == 0)
+                sh->rebuild = true;
+                if (kfk_retain(sh, m) == 0)
                         return;
         }
         if (!m->err)
-                k->rebuilds_since_ack = 0;
+                sh->rebuilds_since_ack = 0;
         k->dr(k->userdata, m->_private, m->err, m->err ? rd_kafka_err2str(m->err) : NULL);
 }
 
 static void kfk_error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
 {
-        struct kfk *k = opaque;
+        struct kfk_shard *sh = opaque;
+        struct kfk *k = sh->k;
         char fatal_str[512];
         bool fatal = err == RD_KAFKA_RESP_ERR__FATAL;
 
         if (fatal) {
                 (void)rd_kafka_fatal_error(rk, fatal_str, sizeof(fatal_str));
                 reason = fatal_str;
-                if (!k->conf.transactional_id && k->rebuilds_since_ack < KFK_MAX_REBUILDS) {
+                if (!k->conf.transactional_id && sh->rebuilds_since_ack < KFK_MAX_REBUILDS) {
                         /* Recoverable by a new producer: see kfk_rebuild(). */
-                        k->rebuild = true;
+                        sh->rebuild = true;
                         char msg[700];
                         snprintf(msg, sizeof(msg),
                                  "the producer failed (%s): a new one takes over the records it "
@@ -170,11 +193,26 @@ static void kfk_error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaq
                         return;
                 }
         }
-        /* librdkafka repeats connection errors for every retry: report changes. */
+        /* librdkafka repeats connection errors for every retry (and every shard has
+         * the same ones): report changes. */
         if (!fatal && strcmp(k->last_conn_error, reason) == 0)
                 return;
         snprintf(k->last_conn_error, sizeof(k->last_conn_error), "%s", reason);
         k->error(k->userdata, fatal, reason);
+}
+
+/* Shard 0's partitioner while ringtail does not know the partition count: it learns
+ * it here, and sends to partition 0 (shard 0's). Runs on librdkafka's threads too. */
+static int32_t kfk_shard0_partitioner(const rd_kafka_topic_t *rkt, const void *key, size_t keylen,
+                                      int32_t partition_cnt, void *rkt_opaque, void *msg_opaque)
+{
+        struct kfk *k = rkt_opaque;
+        (void)rkt;
+        (void)key;
+        (void)keylen;
+        (void)msg_opaque;
+        __atomic_store_n(&k->partition_cnt, partition_cnt, __ATOMIC_RELEASE);
+        return 0;
 }
 
 static void kfk_log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
@@ -254,10 +292,11 @@ static int kfk_conf_apply(rd_kafka_conf_t *rc, const struct props *p, const char
         return 0;
 }
 
-/* Creates k's librdkafka producer from k->conf. Returns 0, -EINVAL (errbuf says
- * why), -ENOMEM. On failure what was made is left for kfk_close_rk(). */
-static int kfk_open(struct kfk *k, char *errbuf, size_t errlen)
+/* Creates a shard's librdkafka producer from k->conf. Returns 0, -EINVAL (errbuf
+ * says why), -ENOMEM. On failure what was made is left for kfk_shard_close(). */
+static int kfk_shard_open(struct kfk_shard *sh, char *errbuf, size_t errlen)
 {
+        struct kfk *k = sh->k;
         const struct kfk_conf *conf = &k->conf;
         char why[512];
         int r;
@@ -283,8 +322,10 @@ static int kfk_open(struct kfk *k, char *errbuf, size_t errlen)
                 goto fail_conf;
         }
         if (conf->buffer_memory > 0) {
+                /* The shards share the bound. */
                 char kb[32];
-                snprintf(kb, sizeof(kb), "%lld", (long long)((conf->buffer_memory + 1023) / 1024));
+                long long per = conf->buffer_memory / (long long)k->n_shards;
+                snprintf(kb, sizeof(kb), "%lld", (per + 1023) / 1024);
                 if (rd_kafka_conf_set(rc, "queue.buffering.max.kbytes", kb, why, sizeof(why)) !=
                     RD_KAFKA_CONF_OK) {
                         snprintf(errbuf, errlen, "buffer.memory=%lld: %s",
@@ -306,20 +347,37 @@ static int kfk_open(struct kfk *k, char *errbuf, size_t errlen)
         r = kfk_conf_apply(rc, conf->connector, "producer.override.", errbuf, errlen);
         if (r < 0)
                 goto fail_conf;
-        rd_kafka_conf_set_opaque(rc, k);
+        /* Shard 0 learns the partition count from its partitioner callback, which
+         * librdkafka's sticky partitioner would bypass for records with no key. */
+        if (k->n_shards > 1 && sh->idx == 0 &&
+            rd_kafka_conf_set(rc, "sticky.partitioning.linger.ms", "0", why, sizeof(why)) !=
+                    RD_KAFKA_CONF_OK) {
+                snprintf(errbuf, errlen, "sticky.partitioning.linger.ms: %s", why);
+                r = -EINVAL;
+                goto fail_conf;
+        }
+        rd_kafka_conf_set_opaque(rc, sh);
         rd_kafka_conf_set_dr_msg_cb(rc, kfk_dr_msg_cb);
         rd_kafka_conf_set_error_cb(rc, kfk_error_cb);
         rd_kafka_conf_set_log_cb(rc, kfk_log_cb);
 
-        k->rk = rd_kafka_new(RD_KAFKA_PRODUCER, rc, why, sizeof(why));
-        if (!k->rk) {
+        sh->rk = rd_kafka_new(RD_KAFKA_PRODUCER, rc, why, sizeof(why));
+        if (!sh->rk) {
                 snprintf(errbuf, errlen, "cannot create the producer: %s", why);
                 r = -EINVAL;
                 goto fail_conf;
         }
-        /* rc is owned by k->rk from here on. */
-        k->rkt = rd_kafka_topic_new(k->rk, conf->topic, NULL);
-        if (!k->rkt) {
+        /* rc is owned by sh->rk from here on. */
+        rd_kafka_topic_conf_t *dtc = NULL;
+        if (k->n_shards > 1 && sh->idx == 0) {
+                dtc = rd_kafka_topic_conf_new();
+                if (!dtc)
+                        return -ENOMEM;
+                rd_kafka_topic_conf_set_partitioner_cb(dtc, kfk_shard0_partitioner);
+                rd_kafka_topic_conf_set_opaque(dtc, k);
+        }
+        sh->rkt = rd_kafka_topic_new(sh->rk, conf->topic, dtc);
+        if (!sh->rkt) {
                 snprintf(errbuf, errlen, "topic '%s': %s", conf->topic,
                          rd_kafka_err2str(rd_kafka_last_error()));
                 return -EINVAL;
@@ -333,17 +391,17 @@ static int kfk_open(struct kfk *k, char *errbuf, size_t errlen)
                         snprintf(errbuf, errlen, "offsets topic: %s", why);
                         return -EINVAL;
                 }
-                k->offsets_rkt = rd_kafka_topic_new(k->rk, conf->offsets_topic, tc);
-                if (!k->offsets_rkt) {
+                sh->offsets_rkt = rd_kafka_topic_new(sh->rk, conf->offsets_topic, tc);
+                if (!sh->offsets_rkt) {
                         snprintf(errbuf, errlen, "topic '%s': %s", conf->offsets_topic,
                                  rd_kafka_err2str(rd_kafka_last_error()));
                         return -EINVAL;
                 }
         }
-        k->mainq = rd_kafka_queue_get_main(k->rk);
+        sh->mainq = rd_kafka_queue_get_main(sh->rk);
         /* An eventfd takes 8-byte writes: the payload is the counter increment. */
         static const uint64_t one = 1;
-        rd_kafka_queue_io_event_enable(k->mainq, k->efd, &one, sizeof(one));
+        rd_kafka_queue_io_event_enable(sh->mainq, k->efd, &one, sizeof(one));
         return 0;
 
 fail_conf:
@@ -351,22 +409,22 @@ fail_conf:
         return r;
 }
 
-/* Destroys k's librdkafka producer; messages still queued are dropped unreported. */
-static void kfk_close_rk(struct kfk *k)
+/* Destroys a shard's producer; messages still queued are dropped unreported. */
+static void kfk_shard_close(struct kfk_shard *sh)
 {
-        if (k->mainq) {
-                rd_kafka_queue_io_event_enable(k->mainq, -1, NULL, 0);
-                rd_kafka_queue_destroy(k->mainq);
-                k->mainq = NULL;
+        if (sh->mainq) {
+                rd_kafka_queue_io_event_enable(sh->mainq, -1, NULL, 0);
+                rd_kafka_queue_destroy(sh->mainq);
+                sh->mainq = NULL;
         }
-        if (k->rkt)
-                rd_kafka_topic_destroy(k->rkt);
-        if (k->offsets_rkt)
-                rd_kafka_topic_destroy(k->offsets_rkt);
-        if (k->rk)
-                rd_kafka_destroy(k->rk);
-        k->rkt = k->offsets_rkt = NULL;
-        k->rk = NULL;
+        if (sh->rkt)
+                rd_kafka_topic_destroy(sh->rkt);
+        if (sh->offsets_rkt)
+                rd_kafka_topic_destroy(sh->offsets_rkt);
+        if (sh->rk)
+                rd_kafka_destroy(sh->rk);
+        sh->rkt = sh->offsets_rkt = NULL;
+        sh->rk = NULL;
 }
 
 int kfk_producer_new(const struct kfk_conf *conf, char *errbuf, size_t errlen, struct kfk **ret_kfk)
@@ -378,20 +436,39 @@ int kfk_producer_new(const struct kfk_conf *conf, char *errbuf, size_t errlen, s
         k->dr = conf->dr;
         k->error = conf->error;
         k->userdata = conf->userdata;
+        /* Transactions and keys need one producer: a transaction is one producer's, and
+         * a keyed record's partition is librdkafka's choice. */
+        k->n_shards = conf->producers > 1 && !conf->transactional_id && !conf->keyed
+                              ? conf->producers
+                              : 1;
+        k->sticky_records = conf->sticky_records ? conf->sticky_records : 10000;
         k->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-        if (k->efd < 0) {
-                int r = -errno;
-                snprintf(errbuf, errlen, "eventfd: %s", strerror(errno));
-                free(k);
-                return r;
-        }
-        int r = kfk_open(k, errbuf, errlen);
-        if (r < 0) {
+        k->shards = calloc(k->n_shards, sizeof(*k->shards));
+        if (k->efd < 0 || !k->shards) {
+                int r = k->efd < 0 ? -errno : -ENOMEM;
+                snprintf(errbuf, errlen, "%s", strerror(-r));
                 kfk_free(k);
                 return r;
         }
+        for (unsigned i = 0; i < k->n_shards; i++) {
+                struct kfk_shard *sh = &k->shards[i];
+                sh->k = k;
+                sh->idx = i;
+                sh->sent_failed.tail = &sh->sent_failed.head;
+                sh->never_sent.tail = &sh->never_sent.head;
+                int r = kfk_shard_open(sh, errbuf, errlen);
+                if (r < 0) {
+                        kfk_free(k);
+                        return r;
+                }
+        }
         *ret_kfk = k;
         return 0;
+}
+
+unsigned kfk_producers(const struct kfk *k)
+{
+        return k->n_shards;
 }
 
 int kfk_event_fd(const struct kfk *k)
@@ -400,10 +477,10 @@ int kfk_event_fd(const struct kfk *k)
 }
 
 /* Produces a kept record again. Returns 0 or a librdkafka error. */
-static rd_kafka_resp_err_t kfk_resend(struct kfk *k, struct kfk_retry *r)
+static rd_kafka_resp_err_t kfk_resend(struct kfk_shard *sh, struct kfk_retry *r)
 {
         rd_kafka_resp_err_t err = rd_kafka_producev(
-                k->rk, RD_KAFKA_V_RKT(k->rkt), RD_KAFKA_V_PARTITION(r->partition),
+                sh->rk, RD_KAFKA_V_RKT(sh->rkt), RD_KAFKA_V_PARTITION(r->partition),
                 RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_VALUE(r->value, r->value_len),
                 RD_KAFKA_V_KEY(r->key, r->key_len), RD_KAFKA_V_HEADERS(r->hdrs),
                 RD_KAFKA_V_OPAQUE(r->opaque), RD_KAFKA_V_END);
@@ -421,28 +498,30 @@ static rd_kafka_resp_err_t kfk_resend(struct kfk *k, struct kfk_retry *r)
  * delivery reports of the kept records are the new producer's, so the caller's
  * acknowledgement tracking sees each record once. Records the old producer may have
  * written before failing (possibly persisted: a request in flight whose answer never
- * came) are counted; for them a duplicate is possible. */
-static void kfk_rebuild(struct kfk *k)
+ * came) are counted; for them a duplicate is possible. Only the failed shard is
+ * rebuilt; the others own other partitions and go on. */
+static void kfk_rebuild(struct kfk_shard *sh)
 {
+        struct kfk *k = sh->k;
         char errbuf[512];
-        k->rebuilds_since_ack++;
-        kfk_close_rk(k);
+        sh->rebuilds_since_ack++;
+        kfk_shard_close(sh);
         k->last_conn_error[0] = '\0';
-        int r = kfk_open(k, errbuf, sizeof(errbuf));
+        int r = kfk_shard_open(sh, errbuf, sizeof(errbuf));
         if (r < 0) {
-                kfk_close_rk(k);
+                kfk_shard_close(sh);
                 k->error(k->userdata, true, errbuf);
                 return;
         }
-        k->rebuild = false;
+        sh->rebuild = false;
         k->rebuilds++;
-        size_t n = k->sent_failed.n + k->never_sent.n;
-        struct kfk_retry_list *lists[] = {&k->sent_failed, &k->never_sent};
+        size_t n = sh->sent_failed.n + sh->never_sent.n;
+        struct kfk_retry_list *lists[] = {&sh->sent_failed, &sh->never_sent};
         for (size_t i = 0; i < 2; i++) {
                 struct kfk_retry_list *l = lists[i];
                 while (l->head) {
                         struct kfk_retry *rt = l->head;
-                        rd_kafka_resp_err_t err = kfk_resend(k, rt);
+                        rd_kafka_resp_err_t err = kfk_resend(sh, rt);
                         if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
                                 /* The new queue is as large as the old one, which held
                                  * them: this is not a full queue. */
@@ -468,29 +547,36 @@ static void kfk_rebuild(struct kfk *k)
         (void)!write(k->efd, &one, sizeof(one));
 }
 
+static void kfk_shard_serve(struct kfk_shard *sh)
+{
+        if (!sh->rk)
+                return;
+        rd_kafka_poll(sh->rk, 0);
+        if (sh->rebuild && !sh->k->purging) {
+                /* Records still queued will never be sent by this producer. */
+                (void)rd_kafka_purge(sh->rk,
+                                     RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_NON_BLOCKING);
+                rd_kafka_poll(sh->rk, 0);
+                if (rd_kafka_outq_len(sh->rk) == 0)
+                        kfk_rebuild(sh);
+        }
+}
+
 void kfk_serve(struct kfk *k)
 {
         uint64_t n;
         /* Reset the counter first: an event after this read rings again. */
         (void)!read(k->efd, &n, sizeof(n));
-        if (!k->rk)
-                return;
-        rd_kafka_poll(k->rk, 0);
-        if (k->rebuild && !k->purging) {
-                /* Records still queued will never be sent by this producer. */
-                (void)rd_kafka_purge(k->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_NON_BLOCKING);
-                rd_kafka_poll(k->rk, 0);
-                if (rd_kafka_outq_len(k->rk) == 0)
-                        kfk_rebuild(k);
-        }
+        for (unsigned i = 0; i < k->n_shards; i++)
+                kfk_shard_serve(&k->shards[i]);
 }
 
-static int kfk_produce_err(struct kfk *k, rd_kafka_resp_err_t err)
+static int kfk_produce_err(struct kfk *k, struct kfk_shard *sh, rd_kafka_resp_err_t err)
 {
         snprintf(k->last_error, sizeof(k->last_error), "%s", rd_kafka_err2str(err));
         if (err == RD_KAFKA_RESP_ERR__FATAL && !k->conf.transactional_id &&
-            k->rebuilds_since_ack < KFK_MAX_REBUILDS) {
-                k->rebuild = true; /* a new producer is coming: wait as for a full queue */
+            sh->rebuilds_since_ack < KFK_MAX_REBUILDS) {
+                sh->rebuild = true; /* a new producer is coming: wait as for a full queue */
                 return -ENOBUFS;
         }
         switch (err) {
@@ -505,23 +591,59 @@ static int kfk_produce_err(struct kfk *k, rd_kafka_resp_err_t err)
         }
 }
 
+/* The shard and partition of the next record (RD_KAFKA_PARTITION_UA: librdkafka's
+ * partitioner decides). A record that cannot be taken (full queue) is asked for
+ * again and gets the same answer: the sticky count moves only once it is taken. */
+static struct kfk_shard *kfk_route(struct kfk *k, int32_t *ret_partition)
+{
+        if (k->n_shards == 1) {
+                *ret_partition = RD_KAFKA_PARTITION_UA;
+                return &k->shards[0];
+        }
+        int32_t cnt = __atomic_load_n(&k->partition_cnt, __ATOMIC_ACQUIRE);
+        if (cnt <= 0) {
+                *ret_partition = RD_KAFKA_PARTITION_UA; /* shard 0's partitioner: 0 */
+                return &k->shards[0];
+        }
+        if (k->sticky_left == 0) {
+                k->sticky = (k->sticky + 1) % cnt;
+                k->sticky_left = k->sticky_records;
+        }
+        *ret_partition = k->sticky;
+        return &k->shards[(uint32_t)k->sticky % k->n_shards];
+}
+
+static void kfk_routed(struct kfk *k)
+{
+        if (k->sticky_left)
+                k->sticky_left--;
+}
+
 int kfk_produce(struct kfk *k, const void *key, size_t key_len, const void *value, size_t value_len,
                 void *msg_opaque)
 {
-        if (k->rebuild || !k->rk)
-                return k->rk ? -ENOBUFS : -ENOTRECOVERABLE;
-        if (rd_kafka_produce(k->rkt, RD_KAFKA_PARTITION_UA, RD_KAFKA_MSG_F_COPY, (void *)value,
-                             value_len, key, key_len, msg_opaque) == 0)
+        int32_t part;
+        struct kfk_shard *sh = kfk_route(k, &part);
+        if (sh->rebuild || !sh->rk)
+                return sh->rk ? -ENOBUFS : -ENOTRECOVERABLE;
+        if (rd_kafka_produce(sh->rkt, part, RD_KAFKA_MSG_F_COPY, (void *)value, value_len, key,
+                             key_len, msg_opaque) == 0) {
+                kfk_routed(k);
                 return 0;
-        return kfk_produce_err(k, rd_kafka_last_error());
+        }
+        return kfk_produce_err(k, sh, rd_kafka_last_error());
 }
 
 int kfk_produce_hdrs(struct kfk *k, const void *key, size_t key_len, const void *value,
                      size_t value_len, const struct kfk_header *hdrs, size_t n_hdrs,
                      void *msg_opaque)
 {
-        if (n_hdrs == 0 || k->rebuild || !k->rk)
+        if (n_hdrs == 0)
                 return kfk_produce(k, key, key_len, value, value_len, msg_opaque);
+        int32_t part;
+        struct kfk_shard *sh = kfk_route(k, &part);
+        if (sh->rebuild || !sh->rk)
+                return sh->rk ? -ENOBUFS : -ENOTRECOVERABLE;
         rd_kafka_headers_t *h = rd_kafka_headers_new(n_hdrs);
         if (!h)
                 return -ENOMEM;
@@ -529,25 +651,28 @@ int kfk_produce_hdrs(struct kfk *k, const void *key, size_t key_len, const void 
                 (void)rd_kafka_header_add(h, hdrs[i].name, -1, hdrs[i].value,
                                           (ssize_t)hdrs[i].value_len);
         rd_kafka_resp_err_t err = rd_kafka_producev(
-                k->rk, RD_KAFKA_V_RKT(k->rkt), RD_KAFKA_V_PARTITION(RD_KAFKA_PARTITION_UA),
+                sh->rk, RD_KAFKA_V_RKT(sh->rkt), RD_KAFKA_V_PARTITION(part),
                 RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
                 RD_KAFKA_V_VALUE((void *)value, value_len), RD_KAFKA_V_KEY(key, key_len),
                 RD_KAFKA_V_HEADERS(h), RD_KAFKA_V_OPAQUE(msg_opaque), RD_KAFKA_V_END);
-        if (err == RD_KAFKA_RESP_ERR_NO_ERROR)
+        if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+                kfk_routed(k);
                 return 0; /* librdkafka owns the headers now */
+        }
         rd_kafka_headers_destroy(h);
-        return kfk_produce_err(k, err);
+        return kfk_produce_err(k, sh, err);
 }
 
 int kfk_produce_offset(struct kfk *k, const void *key, size_t key_len, const void *value,
                        size_t value_len)
 {
-        if (!k->offsets_rkt)
+        struct kfk_shard *sh = &k->shards[0];
+        if (!sh->offsets_rkt)
                 return -EINVAL;
-        if (rd_kafka_produce(k->offsets_rkt, RD_KAFKA_PARTITION_UA, RD_KAFKA_MSG_F_COPY,
+        if (rd_kafka_produce(sh->offsets_rkt, RD_KAFKA_PARTITION_UA, RD_KAFKA_MSG_F_COPY,
                              (void *)value, value_len, key, key_len, NULL) == 0)
                 return 0;
-        return kfk_produce_err(k, rd_kafka_last_error());
+        return kfk_produce_err(k, sh, rd_kafka_last_error());
 }
 
 /* Converts a transactional API error: -ECANCELED when the transaction must be (and,
@@ -563,7 +688,7 @@ static int kfk_txn_err(struct kfk *k, rd_kafka_error_t *e, int abort_ms, char *e
         if (rd_kafka_error_is_fatal(e)) {
                 r = -EPERM;
         } else if (rd_kafka_error_txn_requires_abort(e)) {
-                rd_kafka_error_t *a = rd_kafka_abort_transaction(k->rk, abort_ms);
+                rd_kafka_error_t *a = rd_kafka_abort_transaction(k->shards[0].rk, abort_ms);
                 r = a && rd_kafka_error_is_fatal(a) ? -EPERM : -ECANCELED;
                 if (a)
                         rd_kafka_error_destroy(a);
@@ -576,29 +701,29 @@ static int kfk_txn_err(struct kfk *k, rd_kafka_error_t *e, int abort_ms, char *e
 
 int kfk_txn_init(struct kfk *k, int timeout_ms, char *errbuf, size_t errlen)
 {
-        return kfk_txn_err(k, rd_kafka_init_transactions(k->rk, timeout_ms), timeout_ms, errbuf,
-                           errlen);
+        return kfk_txn_err(k, rd_kafka_init_transactions(k->shards[0].rk, timeout_ms), timeout_ms,
+                           errbuf, errlen);
 }
 
 int kfk_txn_begin(struct kfk *k, char *errbuf, size_t errlen)
 {
-        return kfk_txn_err(k, rd_kafka_begin_transaction(k->rk), 0, errbuf, errlen);
+        return kfk_txn_err(k, rd_kafka_begin_transaction(k->shards[0].rk), 0, errbuf, errlen);
 }
 
 int kfk_txn_commit(struct kfk *k, int timeout_ms, char *errbuf, size_t errlen)
 {
         int r;
         do {
-                r = kfk_txn_err(k, rd_kafka_commit_transaction(k->rk, timeout_ms), timeout_ms,
-                                errbuf, errlen);
+                r = kfk_txn_err(k, rd_kafka_commit_transaction(k->shards[0].rk, timeout_ms),
+                                timeout_ms, errbuf, errlen);
         } while (r == -EAGAIN);
         return r;
 }
 
 int kfk_txn_abort(struct kfk *k, int timeout_ms, char *errbuf, size_t errlen)
 {
-        return kfk_txn_err(k, rd_kafka_abort_transaction(k->rk, timeout_ms), timeout_ms, errbuf,
-                           errlen);
+        return kfk_txn_err(k, rd_kafka_abort_transaction(k->shards[0].rk, timeout_ms), timeout_ms,
+                           errbuf, errlen);
 }
 
 /* Creates the compacted offsets topic if it is missing. */
@@ -737,9 +862,18 @@ const char *kfk_last_error(const struct kfk *k)
         return k->last_error;
 }
 
+static size_t kfk_shard_in_flight(const struct kfk_shard *sh)
+{
+        return (sh->rk ? (size_t)rd_kafka_outq_len(sh->rk) : 0) + sh->sent_failed.n +
+               sh->never_sent.n;
+}
+
 size_t kfk_in_flight(const struct kfk *k)
 {
-        return (k->rk ? (size_t)rd_kafka_outq_len(k->rk) : 0) + k->sent_failed.n + k->never_sent.n;
+        size_t n = 0;
+        for (unsigned i = 0; i < k->n_shards; i++)
+                n += kfk_shard_in_flight(&k->shards[i]);
+        return n;
 }
 
 static uint64_t kfk_now_ms(void)
@@ -753,20 +887,23 @@ int kfk_flush(struct kfk *k, int timeout_ms)
 {
         uint64_t deadline = kfk_now_ms() + (uint64_t)(timeout_ms > 0 ? timeout_ms : 0);
         for (;;) {
-                if (!k->rk)
-                        return kfk_in_flight(k) ? -ETIMEDOUT : 0;
-                uint64_t now = kfk_now_ms();
-                int left = now < deadline ? (int)(deadline - now) : 0;
-                if (!k->rebuild)
-                        return rd_kafka_flush(k->rk, left) == RD_KAFKA_RESP_ERR_NO_ERROR
-                                       ? 0
-                                       : -ETIMEDOUT;
-                /* A new producer is due once the old one has reported everything. */
-                (void)rd_kafka_flush(k->rk, left < 100 ? left : 100);
-                kfk_serve(k);
+                for (unsigned i = 0; i < k->n_shards; i++) {
+                        struct kfk_shard *sh = &k->shards[i];
+                        if (!sh->rk || kfk_shard_in_flight(sh) == 0)
+                                continue;
+                        uint64_t now = kfk_now_ms();
+                        int left = now < deadline ? (int)(deadline - now) : 0;
+                        /* A shard being rebuilt needs serving in between. */
+                        (void)rd_kafka_flush(sh->rk,
+                                             sh->rebuild ? (left < 100 ? left : 100) : left);
+                        kfk_shard_serve(sh);
+                }
                 if (kfk_in_flight(k) == 0)
                         return 0;
-                if (now >= deadline)
+                bool live = false;
+                for (unsigned i = 0; i < k->n_shards; i++)
+                        live = live || (k->shards[i].rk && kfk_shard_in_flight(&k->shards[i]));
+                if (!live || kfk_now_ms() >= deadline)
                         return -ETIMEDOUT;
         }
 }
@@ -788,14 +925,22 @@ static void kfk_drop_kept(struct kfk *k, struct kfk_retry_list *l)
 void kfk_purge(struct kfk *k)
 {
         k->purging = true;
-        if (k->rk) {
-                (void)rd_kafka_purge(k->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
-                /* Purged messages' reports are queued; serve them (bounded wait). */
-                (void)rd_kafka_flush(k->rk, 1000);
-                rd_kafka_poll(k->rk, 0);
+        for (unsigned i = 0; i < k->n_shards; i++) {
+                struct kfk_shard *sh = &k->shards[i];
+                if (sh->rk)
+                        (void)rd_kafka_purge(sh->rk,
+                                             RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
         }
-        kfk_drop_kept(k, &k->sent_failed);
-        kfk_drop_kept(k, &k->never_sent);
+        for (unsigned i = 0; i < k->n_shards; i++) {
+                struct kfk_shard *sh = &k->shards[i];
+                if (sh->rk) {
+                        /* Purged messages' reports are queued; serve them (bounded). */
+                        (void)rd_kafka_flush(sh->rk, 1000);
+                        rd_kafka_poll(sh->rk, 0);
+                }
+                kfk_drop_kept(k, &sh->sent_failed);
+                kfk_drop_kept(k, &sh->never_sent);
+        }
         k->purging = false;
 }
 
@@ -817,14 +962,18 @@ void kfk_free(struct kfk *k)
 {
         if (!k)
                 return;
-        kfk_close_rk(k);
-        struct kfk_retry_list *lists[] = {&k->sent_failed, &k->never_sent};
-        for (size_t i = 0; i < 2; i++)
-                while (lists[i]->head) {
-                        struct kfk_retry *r = lists[i]->head;
-                        lists[i]->head = r->next;
-                        kfk_retry_free(r);
-                }
+        for (unsigned s = 0; k->shards && s < k->n_shards; s++) {
+                struct kfk_shard *sh = &k->shards[s];
+                kfk_shard_close(sh);
+                struct kfk_retry_list *lists[] = {&sh->sent_failed, &sh->never_sent};
+                for (size_t i = 0; i < 2; i++)
+                        while (lists[i]->head) {
+                                struct kfk_retry *r = lists[i]->head;
+                                lists[i]->head = r->next;
+                                kfk_retry_free(r);
+                        }
+        }
+        free(k->shards);
         if (k->efd >= 0)
                 close(k->efd);
         free(k);

@@ -53,12 +53,23 @@ struct kfk_conf {
         int64_t buffer_memory;        /* > 0: bytes librdkafka may queue (before producer.* keys) */
         const char *transactional_id; /* exactly-once: a transactional producer */
         const char *offsets_topic;    /* exactly-once: where kfk_produce_offset() writes */
+        unsigned producers;           /* > 1: that many producers, see below */
+        bool keyed;                   /* records carry keys: one producer */
+        uint32_t sticky_records;      /* several producers: records per partition in a row */
 };
 
 /* Returns 0, -EINVAL for a configuration librdkafka rejects (errbuf names the key,
  * the value and the reason), -ENOMEM. */
 int kfk_producer_new(const struct kfk_conf *conf, char *errbuf, size_t errlen,
                      struct kfk **ret_kfk);
+
+/* How many librdkafka producers it runs: conf->producers, or 1 for a transactional
+ * or keyed one. Several producers spread compression (the dominant cost, done by a
+ * producer's broker threads) over cores. Each owns a fixed set of partitions
+ * (partition % producers), so order within a partition and idempotence hold; records
+ * go to one partition for sticky_records records (default 10000), then to the next,
+ * round robin, so consecutive batches belong to different producers. */
+unsigned kfk_producers(const struct kfk *k);
 
 /* Descriptor to poll for POLLIN; then call kfk_serve(). */
 int kfk_event_fd(const struct kfk *k);

@@ -1959,6 +1959,16 @@ static void task_settings(struct task *t, const struct cfg *conn)
         t->mlo.max_bytes = (size_t)cfg_int(conn, "multiline.max.bytes");
 }
 
+/* `producers`, 0 meaning one per online CPU, at most 4. */
+static unsigned task_producers(const struct cfg *conn)
+{
+        int64_t n = cfg_int(conn, "producers");
+        if (n > 0)
+                return (unsigned)n;
+        long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+        return cpus < 1 ? 1 : cpus > 4 ? 4 : (unsigned)cpus;
+}
+
 int task_new(const struct task_env *env, const struct cfg *conn, char *errbuf, size_t errlen,
              struct task **ret_task)
 {
@@ -2031,10 +2041,15 @@ int task_new(const struct task_env *env, const struct cfg *conn, char *errbuf, s
                 .buffer_memory = t->tail_source ? cfg_int(conn, "buffer.memory") : 0,
                 .transactional_id = t->eos ? t->txn_id : NULL,
                 .offsets_topic = t->eos ? cfg_str(env->worker, "offset.storage.topic") : NULL,
+                .producers = task_producers(conn),
+                .keyed = t->key_path || t->key_host,
         };
         r = kfk_producer_new(&kc, errbuf, errlen, &t->kfk);
         if (r < 0)
                 goto fail;
+        if (kfk_producers(t->kfk) > 1)
+                log_info("task '%s': %u producers, each owning every %u-th partition of '%s'",
+                         t->name, kfk_producers(t->kfk), kfk_producers(t->kfk), t->topic);
         t->kfk_op.cb = task_kfk_ready;
         r = io_poll(env->loop, &t->kfk_op, kfk_event_fd(t->kfk), POLLIN);
         if (r < 0) {

@@ -435,6 +435,10 @@ static const struct cfg_def connector_defs[] = {
         LONG("transaction.boundary.interval.ms", "0", 0, INT64_MAX,
              "exactly-once, interval boundary: how long a transaction lasts (0: "
              "offset.flush.interval.ms)"),
+        INT("producers", "0", 0, 64,
+            "ringtail: librdkafka producers sharing the topic's partitions, to spread "
+            "compression over cores (0: one per CPU, at most 4); keyed records and "
+            "exactly-once use one"),
         IGNORED("exactly.once.support", CFG_STRING,
                 "ringtail's source connectors always support exactly-once"),
         IGNORED("offsets.storage.topic", CFG_STRING,
