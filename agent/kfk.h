@@ -67,8 +67,9 @@ int kfk_producer_new(const struct kfk_conf *conf, char *errbuf, size_t errlen,
  * or keyed one. Several producers spread compression (the dominant cost, done by a
  * producer's broker threads) over cores. Each owns a fixed set of partitions
  * (partition % producers), so order within a partition and idempotence hold; records
- * go to one partition for sticky_records records (default 10000), then to the next,
- * round robin, so consecutive batches belong to different producers. */
+ * go to one partition for sticky_records records (default 10000), 1 MB or 10 ms,
+ * whichever comes first, then to the next, round robin, so consecutive batches
+ * belong to different producers. */
 unsigned kfk_producers(const struct kfk *k);
 
 /* Descriptor to poll for POLLIN; then call kfk_serve(). */
@@ -77,13 +78,20 @@ int kfk_event_fd(const struct kfk *k);
 /* Runs the delivery report and error callbacks that are due. */
 void kfk_serve(struct kfk *k);
 
-/* Queues one message (copied) to the topic, partitioned by librdkafka (null key:
- * sticky random partition). msg_opaque comes back in the delivery report.
+/* Takes one message (copied) for the topic, partitioned by librdkafka (null key:
+ * sticky random partition) or, with several producers, by kfk. msg_opaque comes back
+ * in the delivery report. Messages without headers are gathered and handed to
+ * librdkafka together: by kfk_flush_pending() (call it when a read's records are
+ * taken), when enough are gathered, or by kfk_serve(); they count as in flight.
  * Returns 0, -ENOBUFS (local queue full: try again after delivery reports),
  * -EMSGSIZE (larger than message.max.bytes), -ENOTRECOVERABLE (fatal producer
  * error), -EIO (other; errbuf filled by kfk_last_error()). */
 int kfk_produce(struct kfk *k, const void *key, size_t key_len, const void *value, size_t value_len,
                 void *msg_opaque);
+
+/* Hands the gathered messages to librdkafka. Returns 0, -ENOBUFS (some wait for
+ * room in its queue; kfk_serve() hands them over later), -ENOTRECOVERABLE, -EIO. */
+int kfk_flush_pending(struct kfk *k);
 
 struct kfk_header {
         const char *name; /* NUL-terminated */

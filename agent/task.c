@@ -605,6 +605,7 @@ static int tfile_produce(struct tfile *f, const char *data, size_t len, uint64_t
                 tfile_seal(f);
                 if (r == -ENOBUFS) {
                         t->queue_full = true;
+                        task_due(t, clock_ms() + 1000);
                 } else if (r == -EMSGSIZE) {
                         task_fail(t,
                                   "the record ending at offset %" PRIu64 " of '%s' is %zu bytes "
@@ -702,10 +703,22 @@ static int task_line(void *userdata, const struct frame_line *line)
         return 0;
 }
 
+void task_flush(struct task *t)
+{
+        if (t->closing || !t->kfk)
+                return;
+        int r = kfk_flush_pending(t->kfk);
+        if (r == -ENOTRECOVERABLE || r == -EIO) {
+                t->fatal = t->fatal || r == -ENOTRECOVERABLE;
+                task_fail(t, "producing to topic '%s': %s", t->topic, kfk_last_error(t->kfk));
+        }
+}
+
 static void task_read_done(void *userdata)
 {
         struct tfile *f = userdata;
         struct task *t = f->task;
+        task_flush(t); /* the read's records go to librdkafka together */
         tfile_seal(f);
         f->active_ms = clock_ms();
         lru_touch(t, f);
@@ -841,6 +854,18 @@ static void task_kafka_error(void *userdata, bool fatal, const char *errstr)
         snprintf(t->kafka_error, sizeof(t->kafka_error), "%s", errstr);
 }
 
+/* Runs Kafka's callbacks; reading goes on if it waited for room. */
+static void task_kfk_serve(struct task *t)
+{
+        kfk_serve(t->kfk);
+        if (t->queue_full && t->state == TASK_RUNNING) {
+                t->queue_full = false;
+                for (struct tfile *f = t->files; f; f = f->next)
+                        if (f->tail)
+                                tail_resume(f->tail);
+        }
+}
+
 static void task_kfk_ready(struct io_op *op, int res)
 {
         struct task *t = container_of(op, struct task, kfk_op);
@@ -850,13 +875,7 @@ static void task_kfk_ready(struct io_op *op, int res)
                 task_fail(t, "waiting for Kafka's delivery reports: %s", strerror(-res));
                 return;
         }
-        kfk_serve(t->kfk);
-        if (t->queue_full && t->state == TASK_RUNNING) {
-                t->queue_full = false;
-                for (struct tfile *f = t->files; f; f = f->next)
-                        if (f->tail)
-                                tail_resume(f->tail);
-        }
+        task_kfk_serve(t);
         op->cb = task_kfk_ready;
         if (io_poll(t->env->loop, op, kfk_event_fd(t->kfk), POLLIN) < 0)
                 task_fail(t, "cannot wait for Kafka's delivery reports");
@@ -1717,6 +1736,13 @@ uint64_t task_tick(struct task *t, uint64_t now)
         if (now >= t->next_scan)
                 task_rescan(t, now);
         task_due(t, t->next_scan);
+        if (t->queue_full) {
+                /* Reading waits for Kafka: look once a second even if no wake-up came
+                 * (a wake-up lost would otherwise stop the task for good). */
+                task_kfk_serve(t);
+                if (t->queue_full)
+                        task_due(t, now + 1000);
+        }
         for (struct tfile *f = t->files, *next; f && t->state == TASK_RUNNING; f = next) {
                 next = f->next;
                 if (f->role == ROLE_DONE)

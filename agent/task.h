@@ -49,6 +49,11 @@ void task_start(struct task *t, uint64_t now_ms);
  * idle files, finishing rotated ones). Returns when it is next due. */
 uint64_t task_tick(struct task *t, uint64_t now_ms);
 
+/* Hands the records taken since the last call to the producer (kfk gathers them
+ * to hand them over together). The worker calls it after every turn of the loop;
+ * the task itself at the end of every read. */
+void task_flush(struct task *t);
+
 /* When task_tick() is next due (events may bring it forward). */
 uint64_t task_next_due(const struct task *t);
 

@@ -414,6 +414,7 @@ static int worker_loop(struct worker *w)
                 for (int i = 0; i < w->n_tasks; i++) {
                         if (now >= task_next_due(w->tasks[i]))
                                 (void)task_tick(w->tasks[i], now);
+                        task_flush(w->tasks[i]);
                         failed += task_get_state(w->tasks[i]) == TASK_FAILED;
                 }
                 if (failed == w->n_tasks) {
