@@ -56,6 +56,7 @@ JAVA_EQUIVALENT = {
     "enable.idempotence": "enable.idempotence",
     "compression.type": "compression.type",
     "compression.codec": "compression.type",
+    "compression.level": "compression.zstd.level",
     "max.in.flight.requests.per.connection": "max.in.flight.requests.per.connection",
     "max.in.flight": "max.in.flight.requests.per.connection",
     "request.timeout.ms": "request.timeout.ms",
@@ -104,6 +105,14 @@ class Connect(run.Contender):
     # offsets, close the producer) and then exits 128+15, as any JVM does (systemd units
     # of Java services say SuccessExitStatus=143 for the same reason).
     sigterm_exit_codes = (0, 143)
+    # Seen with --broker mock (librdkafka 2.0.2): the mock's ApiVersions answer offers
+    # Metadata v0-v2 and no DescribeCluster; the worker's AdminClient (Java 4.3.1) never
+    # gets the cluster's metadata ("Timed out waiting for a node assignment. Call:
+    # listNodes", rebootstrapping every 100 ms) and the worker stops after 60 s with
+    # "Failed to connect to and describe Kafka cluster".
+    mock_unavailable = ("the Java 4.3.1 clients get no metadata from librdkafka 2.0.2's mock "
+                        "(it offers Metadata v0-v2 only, no DescribeCluster): the worker's "
+                        "AdminClient times out and the worker stops after 60 s")
 
     def __init__(self, shared):
         super().__init__(shared)

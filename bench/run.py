@@ -7,6 +7,8 @@
                          [--bootstrap HOST:PORT]
     python3 bench/run.py --mode live [--rates 10000,50000,200000] [--duration 30] [--smoke]
     python3 bench/run.py --mode idle [--files 10000] [--idle-seconds 60] [--smoke]
+    python3 bench/run.py --mode backlog [--size 10G] [--down-seconds 60] [--smoke]
+    python3 bench/run.py --broker mock ...    (librdkafka's mock cluster; not --mode live)
 
 DESIGN. One invocation is one suite: a broker (the real Apache Kafka of
 tests/kafka/kafka.sh in a state dir of our own, stopped and removed at the end; or
@@ -44,6 +46,18 @@ that of the lines written, rebuilt from the writer's batch log.
 IDLE MODE. Per contender: --files files of one line in a new directory, followed as
 DIR/*.log (Contender.glob_argv; None: not available); once all lines are in Kafka, its
 CPU over --idle-seconds of nothing happening. Exactly once as above.
+
+BACKLOG MODE. Per contender: a new topic, then the broker is stopped (Broker.down():
+kafka.sh stop --keep-data, or the mock's `down -1`) and the contender starts on the
+complete corpus (Contender.backlog_argv); its VmHWM/VmRSS are sampled for
+--down-seconds, then the broker comes back (Broker.up()) and the time to full delivery
+is measured from there. Exactly once as above.
+
+BROKERS. Broker (below) runs kafka.sh's real broker; mockbroker.MockBroker runs
+librdkafka's mock cluster (tests/kafka/mockcluster.c), a new process per topic. The
+mock keeps only the last 5 MiB of batches per partition, so there a tap process follows
+each topic during the run and verification decodes what it fetched (Broker.tap(),
+consume_values()); see mockbroker.py.
 
 Everything started here is stopped here, by PID, in finally blocks (Ctrl-C and
 SIGTERM included). Only 127.0.0.1 is contacted unless --bootstrap says otherwise.
@@ -83,15 +97,17 @@ GIB = 1 << 30
 POLL_S = 0.02
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
-# Producer settings both contenders get on top of their own defaults: the baselines
+# Producer settings every contender gets on top of its own defaults: the baselines
 # of issue 6 (librdkafka's linger.ms is 5 in 2.0; batch.num.messages 10000 is its
-# default, stated so the report says it).
-DEFAULT_SHARED_PRODUCER = "linger.ms=20,batch.num.messages=10000"
+# default, stated so the report says it), and ringtail's default zstd level (1; the
+# others would compress at librdkafka's 3), so that all compress alike.
+DEFAULT_SHARED_PRODUCER = "linger.ms=20,batch.num.messages=10000,compression.level=1"
 
 # What ringtail sets itself (agent/kfk.c producer_defaults); kcat gets the first three
 # explicitly, the rest stay librdkafka's defaults there (reported as such).
 RINGTAIL_PRODUCER_DEFAULTS = {"enable.idempotence": "true", "acks": "all",
-                              "compression.type": "zstd", "message.timeout.ms": "0",
+                              "compression.type": "zstd", "compression.level": "1",
+                              "message.timeout.ms": "0",
                               "queue.buffering.max.kbytes": "16384 (TailSource buffer.memory)",
                               "reconnect.backoff.max.ms": "1000"}
 
@@ -102,6 +118,12 @@ def log(msg):
 
 class BenchError(Exception):
     pass
+
+
+class NotVerified(BenchError):
+    """The topic's content could not be checked (the run is not counted, and it is not
+    the contender's fault): e.g. the mock cluster dropped batches before the tap got
+    them."""
 
 
 # ------------------------------------------------------------------------ processes
@@ -159,13 +181,47 @@ def proc_cpu_seconds(pid):
 
 
 def proc_hwm_mib(pid):
+    return proc_mem_mib(pid)[0]
+
+
+def proc_mem_mib(pid):
+    """(VmHWM, VmRSS) in MiB from /proc/PID/status; None for what cannot be read."""
+    hwm = rss = None
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
             if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
+                hwm = int(line.split()[1]) / 1024
+            elif line.startswith("VmRSS:"):
+                rss = int(line.split()[1]) / 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return hwm, rss
+
+
+def proc_rchar(pid):
+    """Bytes the process has read with read(2) and the like (/proc/PID/io rchar)."""
+    try:
+        for line in Path(f"/proc/{pid}/io").read_text().splitlines():
+            if line.startswith("rchar:"):
+                return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
         pass
     return None
+
+
+def proc_cmdline(pid):
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return []
+
+
+def proc_ppid(pid):
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        return int(stat[stat.rindex(")") + 2:].split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 def run_text(argv, timeout=120, env=None, check=True):
@@ -275,6 +331,7 @@ class OffsetCounter:
         self.bootstrap = bootstrap
         self.wire = None
         self.fallback_reason = None
+        self.kcat_counts = 0
         try:
             self.wire = KafkaWire(bootstrap)
         except OSError as e:
@@ -283,16 +340,34 @@ class OffsetCounter:
     def close(self):
         if self.wire:
             self.wire.close()
+            self.wire = None
+
+    def retarget(self, bootstrap):
+        """A new broker address (the mock: one cluster per topic), or the same broker
+        restarted (backlog mode): a new connection."""
+        self.close()
+        self.bootstrap = bootstrap
+        try:
+            self.wire = KafkaWire(bootstrap)
+        except OSError as e:
+            self.fallback_reason = f"socket: {e}"
 
     def count(self, topic, partitions):
-        if self.wire:
+        for attempt in (1, 2):      # a broken connection (a broker restart) gets one retry
+            if not self.wire:
+                try:
+                    self.wire = KafkaWire(self.bootstrap)
+                except OSError as e:
+                    self.fallback_reason = f"socket: {e}"
+                    break
             try:
                 return sum(self.wire.end_offsets(topic, partitions).values())
             except (OSError, struct.error) as e:
-                self.wire.close()
-                self.wire = None
-                self.fallback_reason = f"ListOffsets v1 failed ({e}); using kcat -Q"
-                log(self.fallback_reason)
+                self.close()
+                if attempt == 2:
+                    self.fallback_reason = f"ListOffsets v1 failed ({e}); used kcat -Q"
+                    log(self.fallback_reason)
+        self.kcat_counts += 1
         return self.count_kcat(topic, partitions)
 
     def count_kcat(self, topic, partitions):
@@ -315,7 +390,10 @@ class OffsetCounter:
 # ------------------------------------------------------------------------ broker
 
 class Broker:
-    """Our own kafka.sh broker in a private KAFKA_STATE_DIR, or an external one."""
+    """Our own kafka.sh broker in a private KAFKA_STATE_DIR, or an external one. The
+    mock cluster's counterpart is mockbroker.MockBroker (same methods)."""
+
+    name = "kafka"
 
     def __init__(self, bootstrap=None):
         self.external = bootstrap
@@ -324,6 +402,51 @@ class Broker:
         self.env = None
         self.version = "external (unknown)"
         self.pid = None
+        self.process = None     # what cpu_seconds() measures, for results.json
+
+    def describe(self):
+        if self.external:
+            return f"external broker at {self.external} (--bootstrap); its CPU is not measured"
+        return (f"Apache Kafka {self.version}, one KRaft node (tests/kafka/kafka.sh, own "
+                f"KAFKA_STATE_DIR); broker CPU = its JVM's user+sys")
+
+    def find_jvm(self):
+        """The broker's JVM, whose CPU is reported. kafka.sh writes the PID of
+        `setsid java ... kafka.Kafka PROPS &` to kafka.pid; setsid only forks when it is
+        a process-group leader, which a background child of a non-interactive shell
+        never is, so that PID is the JVM's (checked here: its cmdline must run
+        kafka.Kafka). Should it ever be a wrapper, the JVM is looked for among its
+        descendants. None if not found (the broker CPU is then left out)."""
+        try:
+            pid = int(Path(self.env["KAFKA_STATE_DIR"], "kafka.pid").read_text())
+        except (OSError, ValueError):
+            return None
+
+        def is_jvm(p):
+            argv = proc_cmdline(p)
+            return bool(argv) and b"kafka.Kafka" in argv and os.path.basename(argv[0]) == b"java"
+
+        if is_jvm(pid):
+            return pid
+        for d in Path("/proc").iterdir():
+            if not d.name.isdigit() or not is_jvm(int(d.name)):
+                continue
+            q = int(d.name)
+            while q and q != 1:         # a descendant of the PID in kafka.pid?
+                q = proc_ppid(q)
+                if q == pid:
+                    return int(d.name)
+        log(f"the broker's JVM was not found (kafka.pid: {pid}); its CPU is not reported")
+        return None
+
+    def _note_process(self):
+        self.pid = self.find_jvm()
+        if self.pid:
+            argv = proc_cmdline(self.pid)
+            self.process = {"pid": self.pid, "exe": argv[0].decode(errors="replace"),
+                            "main_class": "kafka.Kafka"}
+        else:
+            self.process = None
 
     def start(self):
         if self.external:
@@ -342,10 +465,7 @@ class Broker:
             r = run_text(["bash", str(KAFKA_SH), "start"], timeout=900, env=self.env)
         self.bootstrap = r.stdout.strip().splitlines()[-1]
         self.version = run_text(["bash", str(KAFKA_SH), "version"], env=self.env).stdout.strip()
-        try:
-            self.pid = int(Path(self.env["KAFKA_STATE_DIR"], "kafka.pid").read_text())
-        except (OSError, ValueError):
-            self.pid = None
+        self._note_process()
         log(f"Kafka {self.version} broker at {self.bootstrap} "
             f"(started in {time.monotonic() - t0:.1f} s, state {self.env['KAFKA_STATE_DIR']})")
 
@@ -361,7 +481,25 @@ class Broker:
     def cpu_seconds(self):
         return proc_cpu_seconds(self.pid) if self.pid else None
 
-    def create_topic(self, name, partitions, counter, configs=None):
+    def down(self):
+        """Backlog mode: stops the broker, keeping its data (`kafka.sh stop --keep-data`:
+        SIGTERM, a controlled shutdown, then the JVM is gone)."""
+        if self.external:
+            raise BenchError("backlog mode needs a broker of its own: not with --bootstrap")
+        run_text(["bash", str(KAFKA_SH), "stop", "--keep-data"], timeout=180, env=self.env)
+        self.pid = None
+
+    def up(self):
+        """Starts the stopped broker again (same state dir, same ports); returns once it
+        answers a metadata request listing itself (kafka.sh's wait_ready)."""
+        run_text(["bash", str(KAFKA_SH), "start"], timeout=900, env=self.env)
+        self._note_process()
+
+    def tap(self, topic, partitions, workdir, logpath):
+        """The mock's tap; a real broker keeps the topic and needs none."""
+        return None
+
+    def create_topic(self, name, partitions, counter, configs=None, logdir=None):
         if self.external or configs:
             w = KafkaWire(self.bootstrap)
             try:
@@ -455,6 +593,11 @@ class Contender:
         is argv(): right for tailers (ringtail, rsyslog's imfile, syslog-ng's file()
         source, Connect's FileStreamSource follow the file they read)."""
         return self.argv(bootstrap, topic, path, workdir)
+
+    def backlog_argv(self, bootstrap, topic, corpus_path, workdir):
+        """Backlog mode: the command that ships the complete file corpus_path, started
+        while the broker is down. Default: argv()."""
+        return self.argv(bootstrap, topic, corpus_path, workdir)
 
     def glob_argv(self, bootstrap, topic, glob, workdir):
         """Idle mode: the command that follows every file matching glob (an absolute
@@ -602,6 +745,12 @@ class Kcat(Contender):
             a += ["-X", f"{k}={v}"]
         return a
 
+    def backlog_argv(self, bootstrap, topic, corpus_path, workdir):
+        """-E: kcat's error callback exits on ALL_BROKERS_DOWN ("All broker connections
+        are down: terminating", exit 1) unless told not to exit on non-fatal errors."""
+        a = self.argv(bootstrap, topic, corpus_path, workdir)
+        return a[:2] + ["-E"] + a[2:]
+
     def live_argv(self, bootstrap, topic, path, workdir):
         """kcat cannot follow a file: GNU tail does (-F: by name, from byte 1), into
         kcat -P on stdin (one message per line). Two processes, so that kcat's CPU is
@@ -652,23 +801,36 @@ def consume_argv(bootstrap, topic):
             "-f", "%s\n"]
 
 
-def verify(bootstrap, topic, meta, expected, tmpdir, logf):
+def consume_values(broker, tap, topic, out, logf):
+    """The topic's record values, one per line, into the file out: from the mock's tap
+    (mockbroker.Tap, which raises NotVerified if it missed records), or consumed from
+    Kafka with kcat. Returns the tap's summary, or None."""
+    if tap:
+        return tap.consume(out)
+    with open(out, "wb") as f:
+        k = Procs.popen(consume_argv(broker.bootstrap, topic), stdout=f, stderr=logf)
+        if k.wait() != 0:
+            raise BenchError(f"kcat -C exited {k.returncode} (see {logf.name})")
+        Procs.forget(k)
+    return None
+
+
+def verify(broker, tap, topic, meta, expected, tmpdir, logf):
     """Consumes the whole topic into a file and compares its multiset digest with the
     corpus'. Returns a dict with ok, consumed lines and bytes, seconds, and on a mismatch
     lost / duplicated / foreign line counts. (Into a file, not a pipe: a Python reader
-    on the pipe made kcat stall, 7-9 s per GiB instead of 3.5.)"""
+    on the pipe made kcat stall, 7-9 s per GiB instead of 3.5.) Raises NotVerified if
+    the topic's content cannot be known (the mock's tap missed records)."""
     t0 = time.monotonic()
     out = Path(tmpdir) / "topic.out"
     try:
-        with open(out, "wb") as f:
-            k = Procs.popen(consume_argv(bootstrap, topic), stdout=f, stderr=logf)
-            if k.wait() != 0:
-                raise BenchError(f"kcat -C exited {k.returncode} (see {logf.name})")
-            Procs.forget(k)
+        tap_summary = consume_values(broker, tap, topic, out, logf)
         t1 = time.monotonic()
         d = multiset_digest(out)
         res = {"consumed_lines": d["lines"], "consumed_bytes": d["bytes"],
                "consume_s": round(t1 - t0, 3), "hash_s": round(time.monotonic() - t1, 3)}
+        if tap_summary:
+            res["tap"] = tap_summary
         res["ok"] = (d["lines"] == expected["lines"] and d["bytes"] == expected["bytes"]
                      and d["hash"] == expected["hash"])
         if not res["ok"]:
@@ -714,11 +876,22 @@ def run_one(contender, broker, counter, meta, partitions, topic, workdir, logdir
     res = {"contender": contender.name, "topic": topic, "status": "failed"}
     logpath = logdir / f"{topic}.log"
     res["log"] = str(logpath)
-    broker.create_topic(topic, partitions, counter)
+    broker.create_topic(topic, partitions, counter, logdir=logdir)
     with open(meta["path"], "rb") as f:      # the corpus in the page cache for everyone
         while f.read(8 << 20):
             pass
     argv = contender.argv(broker.bootstrap, topic, meta["path"], workdir)
+    tap = broker.tap(topic, partitions, workdir, logdir / f"{topic}.tap.log")
+    try:
+        return run_one_tapped(contender, broker, counter, meta, partitions, topic, workdir,
+                              timeout, expected_digest, res, logpath, argv, tap)
+    finally:
+        if tap:
+            tap.close()
+
+
+def run_one_tapped(contender, broker, counter, meta, partitions, topic, workdir, timeout,
+                   expected_digest, res, logpath, argv, tap):
     res["argv"] = argv
     lines = meta["lines"]
     delivered = 0
@@ -760,6 +933,8 @@ def run_one(contender, broker, counter, meta, partitions, topic, workdir, logdir
                 time.sleep(POLL_S)
             b1 = broker.cpu_seconds()
             own1 = time.process_time()
+            if tap:
+                res["tap_cpu_s"] = tap.cpu_seconds()
             if exit_info is None:
                 # os.kill, not p.send_signal(): that one reaps the child if it just
                 # exited, and its rusage would be lost. Unreaped, the PID cannot be reused.
@@ -808,7 +983,11 @@ def run_one(contender, broker, counter, meta, partitions, topic, workdir, logdir
     final = counter.count(topic, partitions)
     res["final_lines"] = final
     with open(logpath, "ab") as logf:
-        v = verify(broker.bootstrap, topic, meta, expected_digest, workdir, logf)
+        try:
+            v = verify(broker, tap, topic, meta, expected_digest, workdir, logf)
+        except NotVerified as e:
+            res["status"] = f"not verified: {e}"
+            return res
     res["verify"] = v
     if not v["ok"]:
         parts = [f"{v[k]} {k.replace('_', ' ')}" for k in
@@ -1220,7 +1399,17 @@ def run_idle(contender, broker, counter, a, pool, topic, workdir, logdir):
     res = {"contender": contender.name, "topic": topic, "files": a.files, "status": "failed"}
     logpath = logdir / f"{topic}.log"
     res["log"] = str(logpath)
-    broker.create_topic(topic, a.partitions, counter)
+    broker.create_topic(topic, a.partitions, counter, logdir=logdir)
+    tap = broker.tap(topic, a.partitions, workdir, logdir / f"{topic}.tap.log")
+    try:
+        return run_idle_tapped(contender, broker, counter, a, pool, topic, workdir, res,
+                               logpath, tap)
+    finally:
+        if tap:
+            tap.close()
+
+
+def run_idle_tapped(contender, broker, counter, a, pool, topic, workdir, res, logpath, tap):
     d = workdir / "files"
     d.mkdir()
     total = nbytes = 0
@@ -1271,7 +1460,12 @@ def run_idle(contender, broker, counter, a, pool, topic, workdir, logdir):
         t_v = time.monotonic()
         out = workdir / "topic.out"
         try:
-            consume_to_file(broker.bootstrap, topic, "%s\n", out, logf)
+            try:
+                consume_values(broker, tap, topic, out, logf)
+            except NotVerified as e:
+                res["status"] = f"not verified: {e}"
+                res.pop("idle_cpu_pct", None)
+                return res
             got = corpus.multiset_digest(out)
             res["consumed_lines"] = got["lines"]
 
@@ -1289,6 +1483,149 @@ def run_idle(contender, broker, counter, a, pool, topic, workdir, logdir):
     if not ok:
         res["status"] = status
         res.pop("idle_cpu_pct", None)
+    elif res["exit_code"] not in getattr(contender, "sigterm_exit_codes", (0,)):
+        res["status"] = f"delivered exactly once, but exited {res['exit_code']} (see {logpath})"
+    elif res.get("stop_note"):
+        res["status"] = res["stop_note"]
+    else:
+        res["status"] = "ok"
+    return res
+
+
+# ------------------------------------------------------------------------ backlog
+
+BACKLOG_SAMPLE_S = 0.1      # VmHWM/VmRSS while the broker is down
+BACKLOG_SERIES_S = 1.0      # one (time, VmRSS) point per second kept in results.json
+
+
+def run_backlog(contender, broker, counter, a, meta, topic, workdir, logdir, expected):
+    """One contender started on the complete corpus while the broker is down: its memory
+    over a.down_seconds, then the time to full delivery once the broker is back, and
+    exactly once. Returns its result dict."""
+    res = {"contender": contender.name, "topic": topic, "status": "failed",
+           "down_seconds": a.down_seconds}
+    logpath = logdir / f"{topic}.log"
+    res["log"] = str(logpath)
+    broker.create_topic(topic, a.partitions, counter, logdir=logdir)
+    with open(meta["path"], "rb") as f:      # the corpus in the page cache for everyone
+        while f.read(8 << 20):
+            pass
+    tap = broker.tap(topic, a.partitions, workdir, logdir / f"{topic}.tap.log")
+    try:
+        return run_backlog_tapped(contender, broker, counter, a, meta, topic, workdir,
+                                  expected, res, logpath, tap)
+    finally:
+        if tap:
+            tap.close()
+
+
+def run_backlog_tapped(contender, broker, counter, a, meta, topic, workdir, expected, res,
+                       logpath, tap):
+    lines = meta["lines"]
+    argv = contender.backlog_argv(broker.bootstrap, topic, meta["path"], workdir)
+    res["argv"] = argv
+    with open(logpath, "wb") as logf:
+        t = time.monotonic()
+        broker.down()
+        res["broker_stop_s"] = round(time.monotonic() - t, 3)
+        t0 = time.monotonic()
+        run = Running(argv, workdir, logf)
+        t_all = None
+        try:
+            series = []
+            rss_max = 0.0
+            next_point = t0
+            while (now := time.monotonic()) < t0 + a.down_seconds:
+                hwm, rss = proc_mem_mib(run.main.pid)
+                if run.exited():
+                    break
+                if hwm is not None and hwm > run.peak:
+                    run.peak = hwm
+                if rss is not None:
+                    rss_max = max(rss_max, rss)
+                    if now >= next_point:
+                        series.append([round(now - t0, 1), round(rss, 1)])
+                        next_point += BACKLOG_SERIES_S
+                time.sleep(BACKLOG_SAMPLE_S)
+            hwm, rss = proc_mem_mib(run.main.pid)
+            if run.exited():
+                res["status"] = (f"exited {run.main.returncode} while the broker was down "
+                                 f"(log: {logpath})")
+            else:
+                res["peak_rss_down_mib"] = round(max(hwm or 0, run.peak), 1)
+                res["rss_end_down_mib"] = round(rss, 1) if rss is not None else None
+                res["max_sampled_rss_down_mib"] = round(rss_max, 1)
+                # read(2)-family bytes only: io_uring reads (ringtail) are not in rchar
+                rchar = proc_rchar(run.main.pid)
+                res["rchar_while_down_mb"] = round(rchar / 1e6, 1) if rchar is not None else None
+                res["cpu_down_s"] = run.cpu()
+                res["rss_series_down"] = series
+            t = time.monotonic()
+            broker.up()
+            t_up = time.monotonic()
+            res["broker_start_s"] = round(t_up - t, 3)
+            counter.retarget(broker.bootstrap)
+            if "peak_rss_down_mib" in res:
+                b0, own0 = broker.cpu_seconds(), time.process_time()
+                deadline = t_up + a.timeout
+                n, why = 0, None
+                while True:
+                    run.sample()
+                    try:
+                        n = counter.count(topic, a.partitions)
+                    except BenchError as e:     # leaders not elected yet after the restart
+                        why = str(e)
+                    if n >= lines:
+                        t_all = time.monotonic()
+                        break
+                    if run.exited():
+                        why = f"exited {run.main.returncode} with {n} of {lines} lines in Kafka"
+                        break
+                    if time.monotonic() > deadline:
+                        why = (f"timed out {a.timeout:.0f} s after the broker's return: "
+                               f"{n} of {lines} lines")
+                        break
+                    time.sleep(POLL_S)
+                res["delivered_at_stop"] = n
+                if t_all is not None:
+                    res["delivery_after_up_s"] = round(t_all - t_up, 3)
+                    c = run.cpu()
+                    res["cpu_at_delivery_s"] = c
+                    b1 = broker.cpu_seconds()
+                    if b0 is not None and b1 is not None:
+                        res["broker_cpu_s"] = round(b1 - b0, 2)
+                    res["harness_cpu_s"] = round(time.process_time() - own0, 3)
+                    if tap:
+                        res["tap_cpu_s"] = tap.cpu_seconds()
+                    if contender.exits_when_done:       # kcat: its own flush and exit
+                        end = time.monotonic() + STOP_GRACE_S
+                        while not run.exited() and time.monotonic() < end:
+                            run.sample()
+                            time.sleep(0.01)
+                else:
+                    res["status"] = f"not all lines delivered: {why} (log: {logpath})"
+            res["stop_note"] = run.stop()
+        finally:
+            if any(p.returncode is None for p in run.procs):
+                Procs.kill_all()
+        run.results(res)
+        if t_all is None:
+            return res
+        try:
+            v = verify(broker, tap, topic, meta, expected, workdir, logf)
+        except NotVerified as e:
+            res["status"] = f"not verified: {e}"
+            return res
+    res["verify"] = v
+    res["lost_lines"] = v.get("lost_lines", 0)
+    res["duplicated_lines"] = v.get("duplicated_lines", 0)
+    if not v["ok"]:
+        parts = [f"{v[k]} {k.replace('_', ' ')}" for k in
+                 ("lost_lines", "duplicated_lines", "extra_copies", "foreign_lines")
+                 if v.get(k)]
+        res["status"] = "NOT exactly once: " + (", ".join(parts) or
+                                                f"{v['consumed_lines']} lines consumed, "
+                                                f"{lines} expected, digest differs")
     elif res["exit_code"] not in getattr(contender, "sigterm_exit_codes", (0,)):
         res["status"] = f"delivered exactly once, but exited {res['exit_code']} (see {logpath})"
     elif res.get("stop_note"):
@@ -1364,6 +1701,7 @@ def write_report(out_dir, ctx, results, unavailable):
     L = []
     L.append(f"# ringtail bench: {ctx['title']}\n")
     L.append(f"{ctx['finished']} · `{ctx['command']}`\n")
+    L.append(f"Broker: {ctx['broker_description']}.\n")
     L.append("Medians over the verified runs, (min–max) when they differ. MB = 10^6 bytes; "
              "CPU-s/GiB is the contender's own user+sys time up to full delivery per 2^30 "
              "corpus bytes; peak RSS is the contender's VmHWM (/proc/PID/status) sampled every "
@@ -1434,11 +1772,7 @@ def write_report(out_dir, ctx, results, unavailable):
              f"count, or when the contender exits if that comes first (kcat exits after its "
              f"final flush). Its CPU is read then from /proc/PID/stat (from wait4() if it has "
              f"exited); a contender that keeps running (ringtail) then gets SIGTERM.")
-    L.append("- Exactly once: the topic is consumed with `" + shlex.join(
-        consume_argv("BOOTSTRAP", "TOPIC")).replace("\n", "\\n") + "` into a file whose "
-             "multiset digest (line count, bytes, sum of the lines' SipHash mod 2^64) must "
-             "equal the corpus', so any "
-             "lost, duplicated or altered line fails the run. Cost per run is in the "
+    L.append("- Exactly once: " + ctx["verify_method"] + " Cost per run is in the "
              "'verify s' column; the corpus' own digest is computed once and cached.")
     L.append("")
     (out_dir / "results.md").write_text("\n".join(L))
@@ -1475,7 +1809,8 @@ def write_live_report(out_dir, ctx, results, unavailable):
     summary = summarize(results, LIVE_METRICS)
     kind = ctx["kinds"][0]
     m = ctx["corpora"][kind]
-    L = [f"# ringtail bench: {ctx['title']}\n", f"{ctx['finished']} · `{ctx['command']}`\n"]
+    L = [f"# ringtail bench: {ctx['title']}\n", f"{ctx['finished']} · `{ctx['command']}`\n",
+         f"Broker: {ctx['broker_description']}.\n"]
     L.append(f"A writer appends `{kind}` lines to a new file at a fixed rate while the contender "
              f"follows the file into a new topic created with "
              f"`message.timestamp.type=LogAppendTime`. Latency = the record's timestamp (the "
@@ -1571,7 +1906,8 @@ def write_idle_report(out_dir, ctx, results, unavailable):
     names = ctx["contenders"]
     summary = summarize(results, IDLE_METRICS)
     n = ctx["files"]
-    L = [f"# ringtail bench: {ctx['title']}\n", f"{ctx['finished']} · `{ctx['command']}`\n"]
+    L = [f"# ringtail bench: {ctx['title']}\n", f"{ctx['finished']} · `{ctx['command']}`\n",
+         f"Broker: {ctx['broker_description']}.\n"]
     L.append(f"{n:,} files of one line each exist in one directory when the contender starts, "
              f"following the glob `DIR/*.log`. Discovery = from its start until all {n:,} "
              f"lines are in Kafka. Idle CPU = its user+sys (/proc/PID/stat, all threads) over "
@@ -1618,8 +1954,103 @@ def write_idle_report(out_dir, ctx, results, unavailable):
              f"(at most {ctx['timeout_s']:g} s); the CPU read from /proc/PID/stat then and "
              f"{ctx['idle_s']:g} s later gives the idle CPU. The harness samples VmHWM once a "
              f"second in that window and polls nothing. Then SIGTERM.")
-    L.append("- Exactly once: the topic consumed with `kcat -C -o beginning -e -f '%s\\n'` must "
-             "have the multiset digest of the files' lines.")
+    method = ctx["verify_method"].replace("equal the corpus'", "equal that of the files' lines")
+    L.append("- Exactly once: " + method)
+    L.append("")
+    (out_dir / "results.md").write_text("\n".join(L))
+    dump_json(out_dir, ctx, results, unavailable, summary)
+    return summary
+
+
+BACKLOG_METRICS = ("peak_rss_down_mib", "rss_end_down_mib", "peak_rss_mib",
+                   "delivery_after_up_s", "cpu_at_delivery_s")
+
+
+def write_backlog_report(out_dir, ctx, results, unavailable):
+    names = ctx["contenders"]
+    summary = summarize(results, BACKLOG_METRICS)
+    kind = ctx["kinds"][0]
+    m = ctx["corpora"][kind]
+    down = ctx["down_s"]
+    L = [f"# ringtail bench: {ctx['title']}\n", f"{ctx['finished']} · `{ctx['command']}`\n"]
+    L.append(f"Broker: {ctx['broker_description']}.\n")
+    L.append(f"Per run: a new topic ({ctx['partitions']} partitions) is created, the broker is "
+             f"stopped with {ctx['down_method']}, and the contender starts on the complete "
+             f"`{kind}` corpus ({m['bytes']:,} bytes, {m['lines']:,} lines). For {down:g} s "
+             f"its VmHWM and VmRSS (/proc/PID/status) are sampled every "
+             f"{BACKLOG_SAMPLE_S * 1000:.0f} ms; **peak RSS while down** is VmHWM at the end "
+             f"of that window. Then the broker is started again with "
+             f"{ctx['up_method']}; **delivery after return** is the time from then until "
+             f"the topic's end offsets sum to the line count (polled every "
+             f"{POLL_S * 1000:.0f} ms). **Peak RSS overall** is VmHWM until the contender "
+             f"exited. Only runs in which every line arrived exactly once (checked) count; "
+             f"medians, (min–max) when they differ.\n")
+    L.append("| contender | peak RSS while down MiB | RSS at end of down MiB | peak RSS overall "
+             "MiB | delivery after return s | CPU s to delivery | lost lines | duplicated lines "
+             "| verified runs |")
+    L.append("|---" * 9 + "|")
+    for name in names:
+        if name in unavailable:
+            L.append(f"| {name} | not available: {unavailable[name]} |" + " |" * 7)
+            continue
+        s = summary.get((kind, name))
+        if not s:
+            continue
+        runs = results[(kind, name)]
+        lost = sum(r.get("lost_lines", 0) or 0 for r in runs)
+        dup = sum(r.get("duplicated_lines", 0) or 0 for r in runs)
+        if not s["ok_runs"]:
+            peak = max((r.get("peak_rss_down_mib") or 0 for r in runs), default=0)
+            L.append(f"| {name} | **failed**: {'; '.join(s['failures'])}" +
+                     (f" (peak RSS while down {peak:.1f} MiB)" if peak else "") +
+                     " |" * 5 + f" {lost} | {dup} | 0 of {s['runs']} |")
+            continue
+        L.append(f"| {name} | {fmt_stat(s.get('peak_rss_down_mib'))} | "
+                 f"{fmt_stat(s.get('rss_end_down_mib'))} | "
+                 f"{fmt_stat(s.get('peak_rss_mib'))} | "
+                 f"{fmt_stat(s.get('delivery_after_up_s'), 2)} | "
+                 f"{fmt_stat(s.get('cpu_at_delivery_s'), 2)} | {lost} | {dup} | "
+                 f"{s['ok_runs']} of {s['runs']} |")
+        for f in s["failures"]:
+            L.append(f"\n- {name}: a run **failed** (not counted): {f}\n")
+    rt = summary.get((kind, "ringtail"), {})
+    if rt.get("peak_rss_down_mib"):
+        L.append("")
+        L.append(f"ringtail peak RSS while the broker was down: "
+                 f"{rt['peak_rss_down_mib']['median']:.1f} MiB with a {m['bytes'] / 1e9:.2f} GB "
+                 f"backlog (issue 6 target: ≤ 64 MiB with a 10 GB backlog).")
+    L.append("")
+    L.append("## Runs\n")
+    L.append("| run | contender | status | peak RSS while down MiB | RSS at end of down MiB | "
+             "CPU s while down | broker stop s | broker start s | "
+             "delivery after return s | CPU s to delivery | CPU s to exit | peak RSS overall "
+             "MiB | broker CPU s after return | verify s |")
+    L.append("|---" * 14 + "|")
+    for (_, name), runs in results.items():
+        for r in runs:
+            g = r.get
+            L.append(f"| {r['run']} | {name} | {r['status']} | {g('peak_rss_down_mib', '—')} | "
+                     f"{g('rss_end_down_mib', '—')} | "
+                     f"{g('cpu_down_s', '—')} | {g('broker_stop_s', '—')} | "
+                     f"{g('broker_start_s', '—')} | {g('delivery_after_up_s', '—')} | "
+                     f"{g('cpu_at_delivery_s', '—')} | {g('cpu_total_s', '—')} | "
+                     f"{g('peak_rss_mib', '—')} | {g('broker_cpu_s', '—')} | "
+                     f"{g('verify', {}).get('seconds', '—')} |")
+    L.append("")
+    L += report_setup(ctx, names, unavailable)
+    L.append("## Method\n")
+    L.append(f"- The contenders run their throughput-mode command on the corpus "
+             f"(`backlog_argv()`, by default `argv()`), which is complete and in the page "
+             f"cache before they start. kcat gets `-E`: without it kcat exits 1 (\"All "
+             f"broker connections are down: terminating\") as soon as it finds no broker.")
+    L.append(f"- Broker down: {ctx['down_method']}. Back: {ctx['up_method']}. A producer "
+             f"that backs off between reconnection attempts (librdkafka: "
+             f"`reconnect.backoff.max.ms`, 10 s by default, 1 s in ringtail) may take that "
+             f"long to notice the return: it is part of the delivery time.")
+    L.append(f"- A run fails if not every line is in Kafka {ctx['timeout_s']:g} s after the "
+             f"broker's return. Then a contender that keeps running gets SIGTERM; kcat "
+             f"exits by itself once its last batch is acknowledged.")
+    L.append("- Exactly once: " + ctx["verify_method"])
     L.append("")
     (out_dir / "results.md").write_text("\n".join(L))
     dump_json(out_dir, ctx, results, unavailable, summary)
@@ -1648,17 +2079,25 @@ def machine_info():
 
 # ------------------------------------------------------------------------ main
 
-MODES = ("throughput", "live", "idle")
+MODES = ("throughput", "live", "idle", "backlog")
+BROKERS = ("kafka", "mock")
 
 
 def parse_args(argv):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--mode", choices=MODES, default="throughput",
                     help="throughput (default): ship a complete corpus; live: follow a file "
-                         "appended at fixed rates; idle: follow --files quiet files")
+                         "appended at fixed rates; idle: follow --files quiet files; "
+                         "backlog: memory with a corpus to ship while the broker is down")
+    ap.add_argument("--broker", choices=BROKERS, default="kafka",
+                    help="kafka (default): a real Apache Kafka broker (tests/kafka/kafka.sh, "
+                         "or --bootstrap); mock: librdkafka's mock cluster "
+                         "(tests/mockcluster of the build, $RINGTAIL_MOCKCLUSTER), a new one "
+                         "per run; not with --mode live")
     ap.add_argument("--smoke", action="store_true",
                     help="keeps the harness working: throughput 2M corpus, 1 run; live one "
-                         "rate of 2000 lines/s for 5 s; idle 200 files, 3 s")
+                         "rate of 2000 lines/s for 5 s; idle 200 files, 3 s; backlog 200M, "
+                         "5 s down")
     ap.add_argument("--contenders", default="ringtail,kcat",
                     help=f"comma-separated, of {','.join(CONTENDERS)}")
     ap.add_argument("--kind", default="access",
@@ -1666,14 +2105,15 @@ def parse_args(argv):
                          "one, the shape of the lines written)")
     ap.add_argument("--size", default=None,
                     help="corpus size (default 1G; live and idle 128M, of which the first "
-                         "65536 lines are written; --smoke 2M)")
+                         "65536 lines are written; backlog 10G; --smoke 2M, backlog 200M)")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--runs", type=int, default=None,
-                    help="runs per case (default 3; live and idle 1)")
+                    help="runs per case (default 3; live, idle and backlog 1)")
     ap.add_argument("--partitions", type=int, default=6)
     ap.add_argument("--out", default=None,
-                    help="results directory (default bench/out, bench/out/live, bench/out/idle; "
-                         "under bench/out/smoke with --smoke)")
+                    help="results directory (default bench/out, bench/out/MODE for the other "
+                         "modes, bench/out/mock/... with --broker mock; under bench/out/smoke "
+                         "with --smoke)")
     ap.add_argument("--corpus-dir", default=None,
                     help=f"corpus cache (default {corpus.default_dir()})")
     ap.add_argument("--bootstrap", help="use this broker instead of starting one")
@@ -1686,7 +2126,8 @@ def parse_args(argv):
                          "(default 100)")
     ap.add_argument("--timeout", type=float, default=None,
                     help="seconds a run may take to deliver (default 120 + 1 s per 5 MB; "
-                         "live: after the writer stopped, 60; idle: 120 + 1 s per 100 files)")
+                         "live: after the writer stopped, 60; idle: 120 + 1 s per 100 files; "
+                         "backlog: after the broker's return, 300 + 1 s per 2 MB)")
     live = ap.add_argument_group("live mode")
     live.add_argument("--rates", default=None,
                       help="lines per second, comma-separated (default 10000,50000,200000; "
@@ -1703,14 +2144,30 @@ def parse_args(argv):
                       help="files of one line each (default 10000; --smoke 200)")
     idle.add_argument("--idle-seconds", type=float, default=None,
                       help="the idle window (default 60; --smoke 3)")
+    backlog = ap.add_argument_group("backlog mode")
+    backlog.add_argument("--down-seconds", type=float, default=None,
+                         help="seconds the contender runs with the broker down (default 60; "
+                              "--smoke 5)")
     a = ap.parse_args(argv)
     tp = a.mode == "throughput"
+    if a.mode == "backlog":
+        a.size = a.size or ("200M" if a.smoke else "10G")
     a.size = a.size or ("2M" if a.smoke else "1G" if tp else "128M")
     a.runs = a.runs or (1 if a.smoke or not tp else 3)
     if a.out:
         a.out = Path(a.out)
     else:
-        a.out = HERE / "out" / ("smoke" if a.smoke else "") / ("" if tp else a.mode)
+        a.out = (HERE / "out" / ("smoke" if a.smoke else "") /
+                 ("mock" if a.broker == "mock" else "") / ("" if tp else a.mode))
+    if a.broker == "mock" and a.mode == "live":
+        ap.error("--mode live measures latency with the broker's LogAppendTime, which "
+                 "librdkafka's mock cluster does not set (its records keep the producer's "
+                 "CreateTime): use --broker kafka")
+    if a.broker == "mock" and a.bootstrap:
+        ap.error("--bootstrap names a broker of its own: not with --broker mock")
+    if a.mode == "backlog" and a.bootstrap:
+        ap.error("--mode backlog stops and starts the broker: it needs one of its own, "
+                 "not --bootstrap")
     a.contenders = [c.strip() for c in a.contenders.split(",") if c.strip()]
     for c in a.contenders:
         if c not in CONTENDERS:
@@ -1739,6 +2196,9 @@ def parse_args(argv):
         a.timeout = a.timeout or 60.0
     elif a.mode == "idle":
         a.timeout = a.timeout or 120 + a.files / 100
+    elif a.mode == "backlog":
+        a.timeout = a.timeout or 300 + corpus.parse_size(a.size) / 2e6
+    a.down_seconds = a.down_seconds or (5.0 if a.smoke else 60.0)
     if a.runs < 1 or a.partitions < 1:
         ap.error("--runs and --partitions must be at least 1")
     if not a.rates or min(a.rates) < 1 or a.skip >= a.duration or a.files < 1:
@@ -1850,6 +2310,83 @@ def idle_mode(a, ctx, contenders, broker, counter, work, logdir):
     return results, rc
 
 
+def backlog_mode(a, ctx, contenders, broker, counter, work, logdir):
+    results = {}
+    rc = 0
+    tag = datetime.datetime.now().strftime("%H%M%S")
+    kind = a.kinds[0]
+    path = ctx["corpora"][kind]["path"]
+    meta = {**corpus.read_meta(path), "path": path}
+    for run in range(a.runs):
+        for c in rotated(contenders, run):
+            topic = f"bench-{tag}-backlog-{c.name}-{run + 1}"
+            rwork = work / topic
+            rwork.mkdir()
+            log(f"backlog, {meta['bytes'] / 1e6:,.0f} MB, broker down {a.down_seconds:g} s, "
+                f"run {run + 1}/{a.runs}: {c.name} -> {topic}")
+            r = run_backlog(c, broker, counter, a, meta, topic, rwork, logdir,
+                            meta["multiset_digest"])
+            r["run"] = run + 1
+            results.setdefault((kind, c.name), []).append(r)
+            log(f"  {r['status']}: " + (
+                f"peak RSS while down {r['peak_rss_down_mib']} MiB, overall "
+                f"{r['peak_rss_mib']} MiB; delivered "
+                f"{r['delivery_after_up_s']} s after the broker's return"
+                if "delivery_after_up_s" in r else ""))
+            if r["status"] != "ok":
+                rc = 1
+            shutil.rmtree(rwork, ignore_errors=True)
+    return results, rc
+
+
+# Space the broker needs per corpus byte shipped: zstd batches of the corpora came to
+# 0.18 (access) of the corpus' size in the mock's tap; 0.35 leaves room for the json and
+# java corpora and Kafka's indexes.
+BROKER_BYTES_PER_CORPUS_BYTE = 0.35
+DISK_MARGIN = 1 << 30
+
+
+def check_disk(a, cdir, n_contenders):
+    """Fails clearly, before a corpus is generated, if the file systems of the corpus
+    directory and of the broker's data cannot hold what the invocation will write: the
+    corpora not made yet, the consumed copy of one run's topic (as big as the corpus),
+    and the broker's data (Kafka keeps every run's topic until the end; the mock's tap
+    keeps one run's batches) at BROKER_BYTES_PER_CORPUS_BYTE, plus 1 GiB."""
+    size = corpus.parse_size(a.size)
+    need = {}                           # st_dev -> [bytes, path]
+
+    def add(path, nbytes, what):
+        path = Path(path)
+        while not path.exists():
+            path = path.parent
+        dev = os.stat(path).st_dev
+        entry = need.setdefault(dev, [0, path, []])
+        entry[0] += nbytes
+        entry[2].append(f"{what} {nbytes / 1e9:.1f} GB")
+
+    for kind in a.kinds:
+        if not corpus.is_reusable(corpus.corpus_path(cdir, kind, a.size, a.seed)):
+            add(cdir, size, f"{kind} corpus")
+    if a.mode in ("throughput", "backlog"):
+        add(cdir, size, "consumed copy of one run")
+        shipped = size * len(a.kinds) * a.runs * max(n_contenders, 1)
+        if a.broker == "mock":
+            add(cdir, int(size * BROKER_BYTES_PER_CORPUS_BYTE), "mock tap (one run)")
+        elif not a.bootstrap:
+            add(tempfile.gettempdir(), int(shipped * BROKER_BYTES_PER_CORPUS_BYTE),
+                "Kafka data (every run)")
+    for nbytes, path, what in need.values():
+        st = os.statvfs(path)
+        free = st.f_bavail * st.f_frsize
+        if free < nbytes + DISK_MARGIN:
+            raise BenchError(f"not enough disk space on the file system of {path}: "
+                             f"{free / 1e9:.1f} GB free, {(nbytes + DISK_MARGIN) / 1e9:.1f} GB "
+                             f"needed ({', '.join(what)}, 1.1 GB margin); free some, or use "
+                             f"--corpus-dir / TMPDIR elsewhere, or a smaller --size")
+        log(f"disk: {free / 1e9:.1f} GB free on the file system of {path}, "
+            f"{nbytes / 1e9:.1f} GB needed ({', '.join(what)})")
+
+
 def make_chart(mode, out_dir, ctx, summary, unavailable):
     """results.png beside results.md; skipped, saying why, without matplotlib."""
     try:
@@ -1878,6 +2415,8 @@ def main(argv=None):
         why = c.unavailable()
         if not why and a.mode == "idle" and type(c).glob_argv is Contender.glob_argv:
             why = "does not follow a glob"
+        if not why and a.broker == "mock":
+            why = getattr(c, "mock_unavailable", None)
         if why:
             unavailable[name] = why
             log(f"{name}: not available: {why}")
@@ -1900,9 +2439,13 @@ def main(argv=None):
         title = (f"live append of {a.kinds[0]} lines at "
                  f"{', '.join(f'{r:,}' for r in a.rates)} lines/s, {a.duration:g} s each, "
                  f"{a.runs} run(s), {a.partitions} partitions{smoke}")
-    else:
+    elif a.mode == "idle":
         title = (f"idle, {a.files:,} files of one {a.kinds[0]} line, {a.idle_seconds:g} s, "
                  f"{a.runs} run(s), {a.partitions} partitions{smoke}")
+    else:
+        title = (f"backlog, {a.kinds[0]} corpus {a.size} while the broker is down for "
+                 f"{a.down_seconds:g} s, {a.runs} run(s), {a.partitions} partitions{smoke}")
+    title += ", mock cluster" if a.broker == "mock" else ""
     ctx = {"title": title, "mode": a.mode,
            "command": shlex.join([sys.executable, "bench/run.py", *(argv or sys.argv[1:])]),
            "contenders": a.contenders, "kinds": a.kinds, "partitions": a.partitions,
@@ -1914,15 +2457,50 @@ def main(argv=None):
                     "topic_configs": LIVE_TOPIC_CONFIGS})
     elif a.mode == "idle":
         ctx.update({"files": a.files, "idle_s": a.idle_seconds, "timeout_s": a.timeout})
+    elif a.mode == "backlog":
+        ctx.update({"down_s": a.down_seconds, "timeout_s": a.timeout})
+    ctx["broker"] = a.broker
+    if a.broker == "mock":
+        ctx.update({
+            "down_method": "`down -1` on mockcluster's stdin (its connections are closed, new "
+                           "ones refused)",
+            "up_method": "`up -1`",
+            "verify_method": "the mock keeps only the last 5 MiB of batches per partition, "
+                             "so a tap process (bench/mockbroker.py) fetches the topic from "
+                             "offset 0 while the contender runs (raw batches, not "
+                             "decompressed; its CPU is `tap_cpu_s` in results.json); after "
+                             "the run the batches are decompressed into the values, one per "
+                             "line, whose multiset digest (line count, bytes, sum of the "
+                             "lines' SipHash mod 2^64) must equal the corpus', so any lost, "
+                             "duplicated or altered line fails the run. A run whose records "
+                             "the mock dropped before the tap got them is `not verified`, "
+                             "not counted."})
+    else:
+        ctx.update({
+            "down_method": "`tests/kafka/kafka.sh stop --keep-data` (SIGTERM, the JVM's "
+                           "controlled shutdown; returns once it is gone)",
+            "up_method": "`tests/kafka/kafka.sh start` (the same state dir and ports; "
+                         "returns once the broker answers a metadata request)",
+            "verify_method": "the topic is consumed with `" + shlex.join(
+                consume_argv("BOOTSTRAP", "TOPIC")).replace("\n", "\\n") + "` into a file "
+                "whose multiset digest (line count, bytes, sum of the lines' SipHash mod "
+                "2^64) must equal the corpus', so any lost, duplicated or altered line "
+                "fails the run."})
     results = {}
-    broker = Broker(a.bootstrap)
+    if a.broker == "mock":
+        rt = next((c for c in contenders if isinstance(c, Ringtail)), None)
+        broker = MockBroker(sys.modules[__name__], rt.bin if rt else a.ringtail or
+                            os.environ.get("RINGTAIL_BIN"))
+    else:
+        broker = Broker(a.bootstrap)
     counter = None
     rc = 0
     try:
+        check_disk(a, cdir, len(contenders))
         for kind in a.kinds:
             m = corpus.generate(kind, a.size, a.seed, cdir)
             ctx["corpora"][kind] = {k: m[k] for k in ("path", "bytes", "lines", "sha256", "seed")}
-            if a.mode == "throughput":
+            if a.mode in ("throughput", "backlog"):
                 digest, took = corpus_digest(m)
                 if took is not None:
                     ctx["corpora"][kind]["digest_seconds"] = round(took, 2)
@@ -1932,20 +2510,31 @@ def main(argv=None):
         for c in contenders:
             ctx["versions"][c.name] = c.version()
             ctx["describe"][c.name] = c.describe()
-        mode = {"throughput": throughput_mode, "live": live_mode, "idle": idle_mode}[a.mode]
+        mode = {"throughput": throughput_mode, "live": live_mode, "idle": idle_mode,
+                "backlog": backlog_mode}[a.mode]
         results, rc = mode(a, ctx, contenders, broker, counter, work, logdir)
-        ctx["offsets_method"] = ("ListOffsets v1 over a socket" if counter.wire else
-                                 f"kcat -Q ({counter.fallback_reason})")
-        ctx["versions"]["kafka"] = broker.version
+        ctx["offsets_method"] = "ListOffsets v1 over a socket" + (
+            f"; kcat -Q for {counter.kcat_counts} polls ({counter.fallback_reason})"
+            if counter.kcat_counts else "")
+        ctx["versions"][a.broker] = broker.version
+        ctx["broker_description"] = broker.describe()
+        ctx["broker_process"] = broker.process
+        if a.broker == "mock":
+            broker.stop()               # its last process' VmHWM is noted on the way
+            ctx["mock_peak_rss_mib"] = round(broker.peak_rss_mib, 1)
+            ctx["broker_description"] += (f"; its largest VmHWM in this invocation "
+                                          f"{broker.peak_rss_mib:.0f} MiB")
         ctx["environment"] = {
             **machine_info(),
-            "Kafka": f"{broker.version} (" + (f"external --bootstrap {a.bootstrap}" if a.bootstrap
-                                              else "tests/kafka/kafka.sh, own KAFKA_STATE_DIR") + ")",
+            "broker": ("librdkafka's mock cluster, " + broker.describe()) if a.broker == "mock"
+            else f"Kafka {broker.version} (" + (
+                f"external --bootstrap {a.bootstrap}" if a.bootstrap
+                else "tests/kafka/kafka.sh, own KAFKA_STATE_DIR") + ")",
             "python": platform.python_version(),
             "bench wall time": f"{time.monotonic() - started:.0f} s"}
         ctx["finished"] = datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
         writer = {"throughput": write_report, "live": write_live_report,
-                  "idle": write_idle_report}[a.mode]
+                  "idle": write_idle_report, "backlog": write_backlog_report}[a.mode]
         summary = writer(a.out, ctx, results, unavailable)
         log(f"wrote {a.out / 'results.md'} and results.json "
             f"({time.monotonic() - started:.0f} s in all)")
@@ -1974,6 +2563,7 @@ CONTENDERS["connect"] = Connect
 from peers_syslog import Rsyslog, SyslogNg  # noqa: E402
 CONTENDERS["rsyslog"] = Rsyslog
 CONTENDERS["syslog-ng"] = SyslogNg
+from mockbroker import MockBroker  # noqa: E402
 
 
 if __name__ == "__main__":

@@ -8,7 +8,10 @@
 #   3. dev build: unit tests (cmocka) and fuzz corpus replays (ctest)
 #   4. asan build (ASan + UBSan): the same tests
 #   5. fuzz build (clang, libFuzzer): each target fuzzes RINGTAIL_FUZZ_SECONDS (15)
-#   6. bench smoke run: bench/run.py --smoke (tiny corpus, ringtail and kcat, verified)
+#   6. bench smoke runs (ringtail and kcat, every line verified; no timing is judged):
+#      bench/run.py --smoke (2 MiB corpus, ~10 s), --mode live --smoke (2000 lines/s
+#      for 5 s, ~17 s), --mode idle --smoke (200 files, 3 s idle, ~9 s); each starts
+#      and stops its own broker
 #   7. integration tests (pytest) of the asan binary against a real Apache Kafka
 #      broker started by tests/kafka/kafka.sh (jars from Maven Central, cached)
 # Extra arguments go to pytest (e.g. -k walkthrough).
@@ -44,8 +47,10 @@ ctest --preset fuzz
 step "Kafka broker jars (Maven Central, cached)"
 time bash tests/kafka/kafka.sh resolve
 
-step "bench smoke run (the harness works end to end; no timing is judged)"
+step "bench smoke runs (the harness works end to end; no timing is judged)"
 RINGTAIL_BIN=$PWD/build/dev/ringtail /usr/bin/python3 bench/run.py --smoke
+RINGTAIL_BIN=$PWD/build/dev/ringtail /usr/bin/python3 bench/run.py --mode live --smoke
+RINGTAIL_BIN=$PWD/build/dev/ringtail /usr/bin/python3 bench/run.py --mode idle --smoke
 
 step "integration tests against a real Kafka broker"
 RINGTAIL_BIN=$PWD/build/asan/ringtail /usr/bin/python3 -m pytest tests/integration -v -rA \
