@@ -305,6 +305,9 @@ static void rest_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 }
 
 static void rest_mhd_log(void *cls, const char *fmt, va_list ap)
+        __attribute__((format(printf, 2, 0)));
+
+static void rest_mhd_log(void *cls, const char *fmt, va_list ap)
 {
         (void)cls;
         char msg[512];
