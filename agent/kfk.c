@@ -191,6 +191,33 @@ static void kfk_retry_free(struct kfk_retry *r)
         free(r);
 }
 
+/* A record of `bytes` (value + key) librdkafka took: counted as its queue counts. */
+static void kfk_taken(struct kfk_shard *sh, size_t bytes)
+{
+        sh->q_msgs++;
+        sh->q_bytes += bytes;
+}
+
+/* 0 if the shard's producer takes records now, -ENOBUFS while a new one is being
+ * made, -ENOTRECOVERABLE if none could be made. */
+static int kfk_shard_usable(const struct kfk_shard *sh)
+{
+        if (!sh->rk)
+                return -ENOTRECOVERABLE;
+        return sh->rebuild ? -ENOBUFS : 0;
+}
+
+static void kfk_retry_list_free(struct kfk_retry_list *l)
+{
+        while (l->head) {
+                struct kfk_retry *r = l->head;
+                l->head = r->next;
+                kfk_retry_free(r);
+        }
+        l->tail = &l->head;
+        l->n = 0;
+}
+
 static void kfk_dr_msg_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 {
         struct kfk_shard *sh = opaque;
@@ -562,8 +589,7 @@ static rd_kafka_resp_err_t kfk_resend(struct kfk_shard *sh, struct kfk_retry *r)
                 RD_KAFKA_V_OPAQUE(r->opaque), RD_KAFKA_V_END);
         if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
                 r->hdrs = NULL; /* librdkafka owns them now */
-                sh->q_msgs++;
-                sh->q_bytes += r->value_len + r->key_len;
+                kfk_taken(sh, r->value_len + r->key_len);
         }
         return err;
 }
@@ -716,8 +742,9 @@ static int kfk_pending_flush(struct kfk *k)
         if (p->n == 0)
                 return 0;
         struct kfk_shard *sh = p->sh;
-        if (sh->rebuild || !sh->rk)
-                return sh->rk ? -ENOBUFS : -ENOTRECOVERABLE;
+        int usable = kfk_shard_usable(sh);
+        if (usable < 0)
+                return usable;
         uint64_t bytes = 0;
         for (unsigned i = 0; i < p->n; i++) {
                 bytes += p->msgs[i].len + p->msgs[i].key_len;
@@ -742,8 +769,7 @@ static int kfk_pending_flush(struct kfk *k)
                                 log_warn("kafka: a record overtook one librdkafka refused (%s): "
                                          "they are out of order in partition %" PRId32,
                                          rd_kafka_err2str(err), p->partition);
-                        sh->q_msgs++;
-                        sh->q_bytes += m->len + m->key_len;
+                        kfk_taken(sh, m->len + m->key_len);
                 }
                 (void)n;
         } else {
@@ -755,8 +781,7 @@ static int kfk_pending_flush(struct kfk *k)
                                 err = rd_kafka_last_error();
                                 break;
                         }
-                        sh->q_msgs++;
-                        sh->q_bytes += m->len + m->key_len;
+                        kfk_taken(sh, m->len + m->key_len);
                 }
                 kept = p->n - done;
                 memmove(p->msgs, p->msgs + done, kept * sizeof(p->msgs[0]));
@@ -791,8 +816,9 @@ int kfk_produce(struct kfk *k, const void *key, size_t key_len, const void *valu
         struct kfk_pending *p = &k->pend;
         int32_t part;
         struct kfk_shard *sh = kfk_route(k, &part);
-        if (sh->rebuild || !sh->rk)
-                return sh->rk ? -ENOBUFS : -ENOTRECOVERABLE;
+        int usable = kfk_shard_usable(sh);
+        if (usable < 0)
+                return usable;
         if (key_len + value_len > sh->max_msg) {
                 /* As librdkafka would refuse it, but now, while the caller knows
                  * which record it is. */
@@ -808,8 +834,7 @@ int kfk_produce(struct kfk *k, const void *key, size_t key_len, const void *valu
                 if (rd_kafka_produce(sh->rkt, part, RD_KAFKA_MSG_F_COPY, (void *)value, value_len,
                                      (void *)key, key_len, msg_opaque) != 0)
                         return kfk_produce_err(k, sh, rd_kafka_last_error());
-                sh->q_msgs++;
-                sh->q_bytes += value_len + key_len;
+                kfk_taken(sh, value_len + key_len);
                 kfk_routed(k, key_len + value_len);
                 return 0;
         }
@@ -852,8 +877,9 @@ int kfk_produce_hdrs(struct kfk *k, const void *key, size_t key_len, const void 
                 return r;
         int32_t part;
         struct kfk_shard *sh = kfk_route(k, &part);
-        if (sh->rebuild || !sh->rk)
-                return sh->rk ? -ENOBUFS : -ENOTRECOVERABLE;
+        int usable = kfk_shard_usable(sh);
+        if (usable < 0)
+                return usable;
         rd_kafka_headers_t *h = rd_kafka_headers_new(n_hdrs);
         if (!h)
                 return -ENOMEM;
@@ -866,8 +892,7 @@ int kfk_produce_hdrs(struct kfk *k, const void *key, size_t key_len, const void 
                 RD_KAFKA_V_VALUE((void *)value, value_len), RD_KAFKA_V_KEY(key, key_len),
                 RD_KAFKA_V_HEADERS(h), RD_KAFKA_V_OPAQUE(msg_opaque), RD_KAFKA_V_END);
         if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
-                sh->q_msgs++;
-                sh->q_bytes += value_len + key_len;
+                kfk_taken(sh, value_len + key_len);
                 kfk_routed(k, key_len + value_len);
                 return 0; /* librdkafka owns the headers now */
         }
@@ -1197,13 +1222,8 @@ void kfk_free(struct kfk *k)
         for (unsigned s = 0; k->shards && s < k->n_shards; s++) {
                 struct kfk_shard *sh = &k->shards[s];
                 kfk_shard_close(sh);
-                struct kfk_retry_list *lists[] = {&sh->sent_failed, &sh->never_sent};
-                for (size_t i = 0; i < 2; i++)
-                        while (lists[i]->head) {
-                                struct kfk_retry *r = lists[i]->head;
-                                lists[i]->head = r->next;
-                                kfk_retry_free(r);
-                        }
+                kfk_retry_list_free(&sh->sent_failed);
+                kfk_retry_list_free(&sh->never_sent);
         }
         free(k->shards);
         free(k->pend.arena);

@@ -210,6 +210,16 @@ static bool rest_call_loop(struct rest *r, struct rest_call *call)
         return done;
 }
 
+static void rest_call_free(struct rest_call *call)
+{
+        free((char *)call->req.method);
+        free((char *)call->req.path);
+        free((char *)call->req.expand);
+        free(call->body);
+        free(call->req.resp);
+        free(call);
+}
+
 static enum MHD_Result rest_access(void *cls, struct MHD_Connection *c, const char *url,
                                    const char *method, const char *version, const char *upload_data,
                                    size_t *upload_data_size, void **con_cls)
@@ -280,11 +290,8 @@ static enum MHD_Result rest_access(void *cls, struct MHD_Connection *c, const ch
         char *resp = call->req.resp;
         int status = call->req.status ? call->req.status : 500;
         const char *ctype = call->req.content_type;
-        free(call->body);
-        free(meth);
-        free(path);
-        free(expand);
-        free(call);
+        call->req.resp = NULL; /* handed to libmicrohttpd below */
+        rest_call_free(call);
         if (!resp)
                 return rest_error(c, status, "no response");
         return rest_reply(c, status, resp, ctype);
@@ -319,16 +326,6 @@ static void rest_mhd_log(void *cls, const char *fmt, va_list ap)
 }
 
 /* ---- the loop side ---- */
-
-static void rest_call_free(struct rest_call *call)
-{
-        free((char *)call->req.method);
-        free((char *)call->req.path);
-        free((char *)call->req.expand);
-        free(call->body);
-        free(call->req.resp);
-        free(call);
-}
 
 static void rest_on_wake(struct io_op *op, int res)
 {
