@@ -59,6 +59,14 @@ mock keeps only the last 5 MiB of batches per partition, so there a tap process 
 each topic during the run and verification decodes what it fetched (Broker.tap(),
 consume_values()); see mockbroker.py.
 
+SHARED PIECES. Every mode runs its cases through one loop (run_cases(): rotation of the
+contenders, one topic and scratch directory per run, the results by case and
+contender); each run starts alike (new_run(), tapped()), runs its contender as a
+Running, and ends in the same statuses (not_exactly_once(), delivered_status()); the
+reports share their head, tables (contender_table(), runs_table()) and tail
+(write_results()). What each mode measures stays in its run_*() and write_*_report().
+KafkaWire's socket and framing (bench/kafkawire.py) are also the mock tap's.
+
 Everything started here is stopped here, by PID, in finally blocks (Ctrl-C and
 SIGTERM included). Only 127.0.0.1 is contacted unless --bootstrap says otherwise.
 Standard library only; the chart (bench/chart.py) needs matplotlib and is skipped
@@ -66,8 +74,8 @@ without it.
 """
 import argparse
 import collections
+import contextlib
 import datetime
-import hashlib
 import json
 import math
 import operator
@@ -76,7 +84,6 @@ import platform
 import shlex
 import shutil
 import signal
-import socket
 import statistics
 import struct
 import subprocess
@@ -92,6 +99,7 @@ APPENDER = HERE / "appender.py"
 sys.path.insert(0, str(HERE))
 import appender  # noqa: E402
 import corpus  # noqa: E402
+import kafkawire  # noqa: E402
 
 GIB = 1 << 30
 POLL_S = 0.02
@@ -233,80 +241,40 @@ def run_text(argv, timeout=120, env=None, check=True):
 
 # ------------------------------------------------------------------------ Kafka wire
 
-class KafkaWire:
+class KafkaWire(kafkawire.Connection):
     """Just enough of Kafka's protocol for the harness: end offsets (ListOffsets v1)
     and topic creation (CreateTopics v4) against one broker, cheaply enough to poll
-    every 20 ms (a kcat -Q process costs ~20 ms of wall time and a few ms of CPU)."""
+    every 20 ms (a kcat -Q process costs ~20 ms of wall time and a few ms of CPU). The
+    socket and the framing are kafkawire.Connection's (shared with mockbroker's tap)."""
 
     def __init__(self, bootstrap, timeout=10.0):
-        host, _, port = bootstrap.split(",")[0].rpartition(":")
-        self.sock = socket.create_connection((host, int(port)), timeout=timeout)
-        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.corr = 0
-
-    def close(self):
-        self.sock.close()
-
-    @staticmethod
-    def _str(s):
-        b = s.encode()
-        return struct.pack(">h", len(b)) + b
-
-    def _recv(self, n):
-        buf = bytearray()
-        while len(buf) < n:
-            chunk = self.sock.recv(n - len(buf))
-            if not chunk:
-                raise ConnectionError("broker closed the connection")
-            buf += chunk
-        return bytes(buf)
-
-    def request(self, api_key, version, body):
-        self.corr += 1
-        head = struct.pack(">hhi", api_key, version, self.corr) + self._str("ringtail-bench")
-        msg = head + body
-        self.sock.sendall(struct.pack(">i", len(msg)) + msg)
-        (size,) = struct.unpack(">i", self._recv(4))
-        resp = self._recv(size)
-        (corr,) = struct.unpack(">i", resp[:4])
-        if corr != self.corr:
-            raise ConnectionError(f"correlation id {corr}, expected {self.corr}")
-        return resp[4:]
+        super().__init__(bootstrap, "ringtail-bench", timeout=timeout)
 
     def end_offsets(self, topic, partitions):
         """{partition: end offset}; raises on any partition error (e.g. no leader yet)."""
-        body = struct.pack(">i", -1) + struct.pack(">i", 1) + self._str(topic)
+        body = struct.pack(">i", -1) + struct.pack(">i", 1) + kafkawire.kstr(topic)
         body += struct.pack(">i", partitions)
         for p in range(partitions):
             body += struct.pack(">iq", p, -1)
         r = self.request(2, 1, body)
-        pos = 0
-        (ntopics,) = struct.unpack_from(">i", r, pos)
-        pos += 4
         out = {}
-        for _ in range(ntopics):
-            (nlen,) = struct.unpack_from(">h", r, pos)
-            pos += 2 + nlen
-            (nparts,) = struct.unpack_from(">i", r, pos)
-            pos += 4
-            for _ in range(nparts):
-                part, err, _ts, off = struct.unpack_from(">ihqq", r, pos)
-                pos += 22
-                if err:
-                    raise BenchError(f"ListOffsets {topic}[{part}]: Kafka error {err}")
-                out[part] = off
+        for part, err, _ts, off in kafkawire.topic_partitions(
+                r, 0, lambda buf, pos: (struct.unpack_from(">ihqq", buf, pos), pos + 22)):
+            if err:
+                raise BenchError(f"ListOffsets {topic}[{part}]: Kafka error {err}")
+            out[part] = off
         if len(out) != partitions:
             raise BenchError(f"ListOffsets {topic}: {len(out)} of {partitions} partitions")
         return out
 
     def create_topic(self, topic, partitions, configs=None):
-        body = struct.pack(">i", 1) + self._str(topic)
+        body = struct.pack(">i", 1) + kafkawire.kstr(topic)
         body += struct.pack(">ih", partitions, -1)          # replication: broker default
         body += struct.pack(">i", 0)                        # no manual assignment
         configs = configs or {}
         body += struct.pack(">i", len(configs))
         for k, v in configs.items():
-            body += self._str(k) + self._str(v)
+            body += kafkawire.kstr(k) + kafkawire.kstr(v)
         body += struct.pack(">i?", 30000, False)
         r = self.request(19, 4, body)
         pos = 4                                             # throttle_time_ms
@@ -318,7 +286,7 @@ class KafkaWire:
             (err,) = struct.unpack_from(">h", r, pos)
             pos += 2
             (mlen,) = struct.unpack_from(">h", r, pos)
-            msg = r[pos + 2:pos + 2 + mlen].decode(errors="replace") if mlen > 0 else ""
+            msg = bytes(r[pos + 2:pos + 2 + mlen]).decode(errors="replace") if mlen > 0 else ""
             pos += 2 + max(mlen, 0)
             if err:
                 raise BenchError(f"CreateTopics {topic}: Kafka error {err} {msg}")
@@ -796,9 +764,18 @@ def corpus_digest(meta):
     return d, took
 
 
-def consume_argv(bootstrap, topic):
+def consume_argv(bootstrap, topic, fmt="%s\n"):
     return ["kcat", "-C", "-b", bootstrap, "-t", topic, "-o", "beginning", "-e", "-q",
-            "-f", "%s\n"]
+            "-f", fmt]
+
+
+def consume_to_file(bootstrap, topic, fmt, out, logf):
+    """The whole topic, each record as kcat's -f fmt says, into the file out."""
+    with open(out, "wb") as f:
+        k = Procs.popen(consume_argv(bootstrap, topic, fmt), stdout=f, stderr=logf)
+        if k.wait() != 0:
+            raise BenchError(f"kcat -C exited {k.returncode} (see {logf.name})")
+        Procs.forget(k)
 
 
 def consume_values(broker, tap, topic, out, logf):
@@ -807,11 +784,7 @@ def consume_values(broker, tap, topic, out, logf):
     Kafka with kcat. Returns the tap's summary, or None."""
     if tap:
         return tap.consume(out)
-    with open(out, "wb") as f:
-        k = Procs.popen(consume_argv(broker.bootstrap, topic), stdout=f, stderr=logf)
-        if k.wait() != 0:
-            raise BenchError(f"kcat -C exited {k.returncode} (see {logf.name})")
-        Procs.forget(k)
+    consume_to_file(broker.bootstrap, topic, "%s\n", out, logf)
     return None
 
 
@@ -868,163 +841,83 @@ def diagnose(corpus_path, consumed, tmpdir):
                 f.unlink()
 
 
+DIAGNOSIS = ("lost_lines", "duplicated_lines", "extra_copies", "foreign_lines")
+
+
+def not_exactly_once(d, consumed, expected):
+    """The status of a run whose digest differs: diagnose()'s counts (in d), else the
+    line counts; expected says how many lines there should be, e.g. '100 written'."""
+    parts = [f"{d[k]} {k.replace('_', ' ')}" for k in DIAGNOSIS if d.get(k)]
+    return "NOT exactly once: " + (", ".join(parts) or
+                                   f"{consumed} lines consumed, {expected}, digest differs")
+
+
+def delivered_status(res, contender, logpath):
+    """The status of a run whose every line arrived exactly once: "ok", unless the
+    contender exited with a code it should not have, or had to be killed (stop_note)."""
+    if res["exit_code"] not in getattr(contender, "sigterm_exit_codes", (0,)):  # JVM: 143
+        return f"delivered exactly once, but exited {res['exit_code']} (see {logpath})"
+    return res.get("stop_note") or "ok"
+
+
+def check_exactly_once(res, contender, broker, tap, topic, meta, expected, workdir, logf,
+                       logpath):
+    """Throughput and backlog: verify() the topic against the corpus and set the run's
+    status from it. Returns verify()'s dict (also res["verify"]), or None if the topic's
+    content could not be known (status "not verified: ...")."""
+    try:
+        v = verify(broker, tap, topic, meta, expected, workdir, logf)
+    except NotVerified as e:
+        res["status"] = f"not verified: {e}"
+        return None
+    res["verify"] = v
+    if not v["ok"]:
+        res["status"] = not_exactly_once(v, v["consumed_lines"], f"{meta['lines']} expected")
+    else:
+        res["status"] = delivered_status(res, contender, logpath)
+    return v
+
+
 # ------------------------------------------------------------------------ one run
 
-def run_one(contender, broker, counter, meta, partitions, topic, workdir, logdir, timeout,
-            expected_digest):
-    """Runs one contender on one topic; returns its result dict."""
-    res = {"contender": contender.name, "topic": topic, "status": "failed"}
-    logpath = logdir / f"{topic}.log"
-    res["log"] = str(logpath)
-    broker.create_topic(topic, partitions, counter, logdir=logdir)
-    with open(meta["path"], "rb") as f:      # the corpus in the page cache for everyone
+STOP_GRACE_S = 60
+
+
+def read_through(path):
+    """Reads a file once, so that it is in the page cache for every contender."""
+    with open(path, "rb") as f:
         while f.read(8 << 20):
             pass
-    argv = contender.argv(broker.bootstrap, topic, meta["path"], workdir)
+
+
+def new_run(res, broker, counter, topic, partitions, logdir, configs=None, corpus_path=None):
+    """What every run starts with: its log file (returned, and named in res["log"]), its
+    new topic, and, for a run on a corpus file, that file read once."""
+    logpath = logdir / f"{topic}.log"
+    res["log"] = str(logpath)
+    broker.create_topic(topic, partitions, counter, configs=configs, logdir=logdir)
+    if corpus_path:
+        read_through(corpus_path)
+    return logpath
+
+
+@contextlib.contextmanager
+def tapped(broker, topic, partitions, workdir, logdir):
+    """The broker's tap on the topic for the run (the mock's; None with Kafka), closed
+    at the end whatever happens."""
     tap = broker.tap(topic, partitions, workdir, logdir / f"{topic}.tap.log")
     try:
-        return run_one_tapped(contender, broker, counter, meta, partitions, topic, workdir,
-                              timeout, expected_digest, res, logpath, argv, tap)
+        yield tap
     finally:
         if tap:
             tap.close()
 
 
-def run_one_tapped(contender, broker, counter, meta, partitions, topic, workdir, timeout,
-                   expected_digest, res, logpath, argv, tap):
-    res["argv"] = argv
-    lines = meta["lines"]
-    delivered = 0
-    cpu_at_delivery = None
-    peak = [0.0]     # VmHWM, sampled while the contender lives (see peak RSS in README)
-    exit_info = None
-
-    def sample():
-        hwm = proc_hwm_mib(p.pid)
-        if hwm is not None and hwm > peak[0]:
-            peak[0] = hwm
-
-    with open(logpath, "wb") as logf:
-        own0 = time.process_time()
-        b0 = broker.cpu_seconds()
-        t0 = time.monotonic()
-        p = Procs.popen(argv, cwd=workdir, stdin=subprocess.DEVNULL, stdout=logf,
-                        stderr=subprocess.STDOUT, start_new_session=True)
-        try:
-            t_done = None
-            deadline = t0 + timeout
-            while True:
-                sample()
-                exit_info = wait4_nohang(p)
-                now = time.monotonic()
-                if exit_info:
-                    delivered = counter.count(topic, partitions)
-                    if delivered >= lines:
-                        t_done = now
-                    break
-                delivered = counter.count(topic, partitions)
-                if delivered >= lines:
-                    t_done = time.monotonic()
-                    cpu_at_delivery = proc_cpu_seconds(p.pid)
-                    break
-                if now > deadline:
-                    res["status"] = f"timed out after {timeout:.0f} s: {delivered} of {lines} lines"
-                    break
-                time.sleep(POLL_S)
-            b1 = broker.cpu_seconds()
-            own1 = time.process_time()
-            if tap:
-                res["tap_cpu_s"] = tap.cpu_seconds()
-            if exit_info is None:
-                # os.kill, not p.send_signal(): that one reaps the child if it just
-                # exited, and its rusage would be lost. Unreaped, the PID cannot be reused.
-                # A contender that exits by itself once done (kcat) is given the time.
-                if not (contender.exits_when_done and t_done is not None):
-                    os.kill(p.pid, signal.SIGTERM)
-                stop_deadline = time.monotonic() + 60
-                while True:
-                    sample()
-                    if (exit_info := wait4_nohang(p)) is not None:
-                        break
-                    if time.monotonic() > stop_deadline:
-                        os.kill(p.pid, signal.SIGKILL)
-                        res["status"] = "did not stop within 60 s"
-                        _, status, ru = os.wait4(p.pid, 0)
-                        p.returncode = os.waitstatus_to_exitcode(status)
-                        Procs.forget(p)
-                        exit_info = (status, ru)
-                        break
-                    time.sleep(0.01)
-        finally:
-            if p.returncode is None:
-                Procs.kill_all()
-    status, ru = exit_info
-    res["exit_code"] = p.returncode
-    res["cpu_total_s"] = round(ru.ru_utime + ru.ru_stime, 3)
-    res["peak_rss_mib"] = round(peak[0], 1)
-    # ru_maxrss also counts the harness' own pages the child had before exec (Linux keeps
-    # the pre-exec hiwater in signal->maxrss), so it is only kept for reference.
-    res["ru_maxrss_mib"] = round(ru.ru_maxrss / 1024, 1)
-    res["delivered_at_stop"] = delivered
-    res["harness_cpu_s"] = round(own1 - own0, 3)
-    if b0 is not None and b1 is not None:
-        res["broker_cpu_s"] = round(b1 - b0, 2)
-    if t_done is None:
-        if res["status"] == "failed":
-            res["status"] = (f"exited {p.returncode} with {delivered} of {lines} lines "
-                             f"delivered (log: {logpath})")
-        return res
-    wall = t_done - t0
-    cpu = cpu_at_delivery if cpu_at_delivery is not None else ru.ru_utime + ru.ru_stime
-    res.update({"wall_s": round(wall, 3), "cpu_s": round(cpu, 3),
-                "mb_s": round(meta["bytes"] / 1e6 / wall, 2),
-                "lines_s": round(lines / wall),
-                "cpu_s_per_gib": round(cpu / (meta["bytes"] / GIB), 2)})
-    final = counter.count(topic, partitions)
-    res["final_lines"] = final
-    with open(logpath, "ab") as logf:
-        try:
-            v = verify(broker, tap, topic, meta, expected_digest, workdir, logf)
-        except NotVerified as e:
-            res["status"] = f"not verified: {e}"
-            return res
-    res["verify"] = v
-    if not v["ok"]:
-        parts = [f"{v[k]} {k.replace('_', ' ')}" for k in
-                 ("lost_lines", "duplicated_lines", "extra_copies", "foreign_lines")
-                 if v.get(k)]
-        res["status"] = "NOT exactly once: " + (", ".join(parts) or
-                                                f"{v['consumed_lines']} lines consumed, "
-                                                f"{lines} expected, digest differs")
-    elif p.returncode not in getattr(contender, "sigterm_exit_codes", (0,)):  # JVM: 143
-        res["status"] = f"delivered exactly once, but exited {p.returncode} (see {logpath})"
-    else:
-        res["status"] = "ok"
-    return res
-
-
-# ------------------------------------------------------------------------ live and idle
-
-LIVE_TOPIC_CONFIGS = {"message.timestamp.type": "LogAppendTime"}
-# kcat -P reads its input with blocking fread()s of 1024 bytes (kcat 1.7.1, measured:
-# from a pipe, lines reach Kafka only as the stream passes each multiple of 1024 bytes),
-# so a line whose end is not at such a multiple waits for more input, or for EOF. So the
-# file's first line is 1024 bytes long, and the closing line written after the writer
-# stops pads the file to a multiple of 1024 bytes: otherwise kcat would sit on them
-# until tail exits. During the run a line waits at most for the writer's next batch.
-KCAT_READ = 1024
-LIVE_SAMPLE_S = 0.1         # VmHWM and liveness while the writer runs
-IDLE_SAMPLE_S = 1.0         # the same during the idle window (the harness idles too)
-READY_TIMEOUT_S = 180       # start-up: until the file's first line (or file) is in Kafka
-STOP_GRACE_S = 60
-TS_KEY = operator.itemgetter(slice(0, 30))      # b"<%T: 13 digits> <stamp µs: 16 digits>"
-TS_VALUE = operator.itemgetter(slice(14, None))  # the line as written
-
-
 class Running:
-    """A contender started for the live or idle mode: one process, or a pipeline whose
-    last stage is the contender (measured) and whose other stages are feeders (their
-    CPU is kept apart). Every stage is in Procs, stopped by PID."""
+    """A contender started for a run: one process, or (live mode) a pipeline whose last
+    stage is the contender (measured) and whose other stages are feeders (their CPU is
+    kept apart). Every stage is in Procs, stopped by PID; as a context manager, any
+    stage still running at the end of the block (an error) is killed."""
 
     def __init__(self, argv, workdir, logf):
         stages = [list(s) for s in argv] if is_pipeline(argv) else [list(argv)]
@@ -1043,6 +936,14 @@ class Running:
         self.feeders = self.procs[:-1]
         self.exits = {}                 # pid -> (status, rusage)
         self.peak = 0.0
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        if any(p.returncode is None for p in self.procs):
+            Procs.kill_all()
+        return False
 
     def sample(self):
         hwm = proc_hwm_mib(self.main.pid)
@@ -1070,15 +971,23 @@ class Running:
     def cpu(self):
         return proc_cpu_seconds(self.main.pid)
 
+    def cpu_total(self):
+        """user+sys of the contender up to its exit (wait4()'s rusage)."""
+        ru = self.exits[self.main.pid][1]
+        return ru.ru_utime + ru.ru_stime
+
     def feeders_cpu(self):
         vals = [proc_cpu_seconds(p.pid) for p in self.feeders]
         return sum(vals) if vals and None not in vals else None
 
-    def stop(self):
-        """SIGTERM to the feeders (the contender then ends at EOF), or to the contender;
-        SIGKILL after STOP_GRACE_S. Returns a note if it had to be killed."""
+    def stop(self, terminate=True):
+        """SIGTERM to the feeders (the contender then ends at EOF), or to the contender
+        (not with terminate=False: one that exits by itself); SIGKILL after STOP_GRACE_S.
+        Returns a note if it had to be killed. (os.kill, not Popen.send_signal(): that one
+        reaps a child that just exited, and its rusage would be lost. Unreaped, the PID
+        cannot be reused.)"""
         note = None
-        targets = self.feeders or [self.main]
+        targets = (self.feeders or [self.main]) if terminate else []
         for p in targets:
             if not self._reap(p):
                 os.kill(p.pid, signal.SIGTERM)
@@ -1101,6 +1010,8 @@ class Running:
         res["exit_code"] = self.main.returncode
         res["cpu_total_s"] = round(ru.ru_utime + ru.ru_stime, 3)
         res["peak_rss_mib"] = round(self.peak, 1)
+        # ru_maxrss also counts the harness' own pages the child had before exec (Linux
+        # keeps the pre-exec hiwater in signal->maxrss), so it is only kept for reference.
         res["ru_maxrss_mib"] = round(ru.ru_maxrss / 1024, 1)
         if self.feeders:
             res["feeders"] = [{"argv": p.args, "exit_code": p.returncode,
@@ -1109,18 +1020,26 @@ class Running:
                               for p in self.feeders]
 
 
-def wait_for_count(counter, topic, partitions, want, deadline, running):
+def wait_for_count(counter, topic, partitions, want, deadline, running, retry_errors=False,
+                   late="timed out: {n} of {want} lines in Kafka"):
     """Polls the end offsets every POLL_S until they sum to want. Returns (count, the
-    monotonic time it was reached or None, why not)."""
+    monotonic time it was reached or None, why not). retry_errors: a failed poll (no
+    leader yet after a broker restart) counts as no progress. late: the reason given at
+    the deadline, with {n} and {want}."""
+    n = 0
     while True:
         running.sample()
-        n = counter.count(topic, partitions)
+        try:
+            n = counter.count(topic, partitions)
+        except BenchError:
+            if not retry_errors:
+                raise
         if n >= want:
             return n, time.monotonic(), None
         if running.exited():
             return n, None, f"exited {running.main.returncode} with {n} of {want} lines in Kafka"
         if time.monotonic() > deadline:
-            return n, None, f"timed out: {n} of {want} lines in Kafka"
+            return n, None, late.format(n=n, want=want)
         time.sleep(POLL_S)
 
 
@@ -1134,13 +1053,98 @@ def sleep_sampling(until, running, step, also_stop=None):
         time.sleep(min(step, left))
 
 
-def consume_to_file(bootstrap, topic, fmt, out, logf):
-    with open(out, "wb") as f:
-        k = Procs.popen(["kcat", "-C", "-b", bootstrap, "-t", topic, "-o", "beginning", "-e",
-                         "-q", "-f", fmt], stdout=f, stderr=logf)
-        if k.wait() != 0:
-            raise BenchError(f"kcat -C exited {k.returncode} (see {logf.name})")
-        Procs.forget(k)
+def run_one(contender, broker, counter, meta, partitions, topic, workdir, logdir, timeout,
+            expected_digest):
+    """Throughput mode: runs one contender on one topic; returns its result dict."""
+    res = {"contender": contender.name, "topic": topic, "status": "failed"}
+    logpath = new_run(res, broker, counter, topic, partitions, logdir,
+                      corpus_path=meta["path"])
+    argv = contender.argv(broker.bootstrap, topic, meta["path"], workdir)
+    with tapped(broker, topic, partitions, workdir, logdir) as tap:
+        return run_one_tapped(contender, broker, counter, meta, partitions, topic, workdir,
+                              timeout, expected_digest, res, logpath, argv, tap)
+
+
+def run_one_tapped(contender, broker, counter, meta, partitions, topic, workdir, timeout,
+                   expected_digest, res, logpath, argv, tap):
+    res["argv"] = argv
+    lines = meta["lines"]
+    delivered = 0
+    cpu_at_delivery = None
+    with open(logpath, "wb") as logf:
+        own0 = time.process_time()
+        b0 = broker.cpu_seconds()
+        t0 = time.monotonic()
+        with Running(argv, workdir, logf) as run:
+            t_done = None
+            deadline = t0 + timeout
+            while True:
+                run.sample()   # VmHWM while the contender lives (see peak RSS in README)
+                exited = run.exited()
+                now = time.monotonic()
+                if exited:
+                    delivered = counter.count(topic, partitions)
+                    if delivered >= lines:
+                        t_done = now
+                    break
+                delivered = counter.count(topic, partitions)
+                if delivered >= lines:
+                    t_done = time.monotonic()
+                    cpu_at_delivery = run.cpu()
+                    break
+                if now > deadline:
+                    res["status"] = f"timed out after {timeout:.0f} s: {delivered} of {lines} lines"
+                    break
+                time.sleep(POLL_S)
+            b1 = broker.cpu_seconds()
+            own1 = time.process_time()
+            if tap:
+                res["tap_cpu_s"] = tap.cpu_seconds()
+            if not exited:
+                # A contender that exits by itself once done (kcat) is given the time.
+                note = run.stop(terminate=not (contender.exits_when_done and
+                                               t_done is not None))
+                if note:
+                    res["status"] = note
+    run.results(res)
+    res["delivered_at_stop"] = delivered
+    res["harness_cpu_s"] = round(own1 - own0, 3)
+    if b0 is not None and b1 is not None:
+        res["broker_cpu_s"] = round(b1 - b0, 2)
+    if t_done is None:
+        if res["status"] == "failed":
+            res["status"] = (f"exited {run.main.returncode} with {delivered} of {lines} lines "
+                             f"delivered (log: {logpath})")
+        return res
+    wall = t_done - t0
+    cpu = cpu_at_delivery if cpu_at_delivery is not None else run.cpu_total()
+    res.update({"wall_s": round(wall, 3), "cpu_s": round(cpu, 3),
+                "mb_s": round(meta["bytes"] / 1e6 / wall, 2),
+                "lines_s": round(lines / wall),
+                "cpu_s_per_gib": round(cpu / (meta["bytes"] / GIB), 2)})
+    final = counter.count(topic, partitions)
+    res["final_lines"] = final
+    with open(logpath, "ab") as logf:
+        check_exactly_once(res, contender, broker, tap, topic, meta, expected_digest, workdir,
+                           logf, logpath)
+    return res
+
+
+# ------------------------------------------------------------------------ live and idle
+
+LIVE_TOPIC_CONFIGS = {"message.timestamp.type": "LogAppendTime"}
+# kcat -P reads its input with blocking fread()s of 1024 bytes (kcat 1.7.1, measured:
+# from a pipe, lines reach Kafka only as the stream passes each multiple of 1024 bytes),
+# so a line whose end is not at such a multiple waits for more input, or for EOF. So the
+# file's first line is 1024 bytes long, and the closing line written after the writer
+# stops pads the file to a multiple of 1024 bytes: otherwise kcat would sit on them
+# until tail exits. During the run a line waits at most for the writer's next batch.
+KCAT_READ = 1024
+LIVE_SAMPLE_S = 0.1         # VmHWM and liveness while the writer runs
+IDLE_SAMPLE_S = 1.0         # the same during the idle window (the harness idles too)
+READY_TIMEOUT_S = 180       # start-up: until the file's first line (or file) is in Kafka
+TS_KEY = operator.itemgetter(slice(0, 30))      # b"<%T: 13 digits> <stamp µs: 16 digits>"
+TS_VALUE = operator.itemgetter(slice(14, None))  # the line as written
 
 
 def live_expected(batches_path, sentinel, closer):
@@ -1251,11 +1255,24 @@ def exactly_once_status(got, expected, diag_fn, tmpdir):
     finally:
         for f in (exp_file, got_file):
             Path(f).unlink(missing_ok=True)
-    parts = [f"{d[k]} {k.replace('_', ' ')}" for k in
-             ("lost_lines", "duplicated_lines", "extra_copies", "foreign_lines") if d.get(k)]
-    return False, "NOT exactly once: " + (", ".join(parts) or
-                                          f"{got['lines']} lines consumed, {expected['lines']} "
-                                          f"written, digest differs")
+    return False, not_exactly_once(d, got["lines"], f"{expected['lines']} written")
+
+
+def verify_written(res, workdir, read, diag_files):
+    """Live and idle: the topic against the lines written. read(out) consumes the topic
+    into the file out and returns (its multiset digest, the lines written's);
+    diag_files(out) writes the files diagnose() compares if they differ. Sets
+    consumed_lines and verify_s in res; returns exactly_once_status()'s (ok, status)."""
+    t_v = time.monotonic()
+    out = workdir / "topic.out"
+    try:
+        got, expected = read(out)
+        res["consumed_lines"] = got["lines"]
+        ok_status = exactly_once_status(got, expected, lambda: diag_files(out), workdir)
+    finally:
+        out.unlink(missing_ok=True)
+    res["verify_s"] = round(time.monotonic() - t_v, 3)
+    return ok_status
 
 
 def padded_line(text, size):
@@ -1270,9 +1287,8 @@ def run_live(contender, broker, counter, a, rate, pool_path, topic, workdir, log
     """One contender following one file that the writer (appender.py) grows at rate
     lines/s for a.duration s. Returns its result dict."""
     res = {"contender": contender.name, "topic": topic, "rate": rate, "status": "failed"}
-    logpath = logdir / f"{topic}.log"
-    res["log"] = str(logpath)
-    broker.create_topic(topic, a.partitions, counter, configs=LIVE_TOPIC_CONFIGS)
+    logpath = new_run(res, broker, counter, topic, a.partitions, logdir,
+                      configs=LIVE_TOPIC_CONFIGS)
     path = workdir / "live.log"
     sentinel = padded_line(f"ringtail-bench {topic}: the first line, there before the start",
                            KCAT_READ)
@@ -1283,9 +1299,8 @@ def run_live(contender, broker, counter, a, rate, pool_path, topic, workdir, log
     batches_path = workdir / "batches.json"
     with open(logpath, "wb") as logf:
         t0 = time.monotonic()
-        run = Running(argv, workdir, logf)
         t_all = None
-        try:
+        with Running(argv, workdir, logf) as run:
             _, t_ready, why = wait_for_count(counter, topic, a.partitions, 1,
                                              t0 + READY_TIMEOUT_S, run)
             if t_ready is None:
@@ -1349,47 +1364,36 @@ def run_live(contender, broker, counter, a, rate, pool_path, topic, workdir, log
             if t_all is not None:
                 res["drain_s"] = round(max(0.0, t_all - ts1), 3)
             res["stop_note"] = run.stop()
-        finally:
-            if any(p.returncode is None for p in run.procs):
-                Procs.kill_all()
         run.results(res)
         if t_all is None:
             res["status"] = f"not all lines delivered: {why} (log: {logpath})"
             return res
-        t_v = time.monotonic()
-        out = workdir / "topic.out"
-        try:
+
+        def read(out):
             consume_to_file(broker.bootstrap, topic, "%T %s\n", out, logf)
             got, keys = read_live_topic(out)
             expected, info = live_expected(batches_path, sentinel, closer)
             steady_from = info["batches"][0][0] + int(a.skip * 1e6) if info["batches"] else 0
             res.update(latency_stats(keys, steady_from))
-            res["consumed_lines"] = got["lines"]
+            return got, expected
 
-            def files():
-                exp, vals = workdir / "expected.lines", workdir / "values.lines"
-                write_live_expected(batches_path, sentinel, closer, exp)
-                with open(out, "rb") as f, open(vals, "wb") as g:
-                    for line in f:
-                        g.write(line[14:])
-                return exp, vals
+        def files(out):
+            exp, vals = workdir / "expected.lines", workdir / "values.lines"
+            write_live_expected(batches_path, sentinel, closer, exp)
+            with open(out, "rb") as f, open(vals, "wb") as g:
+                for line in f:
+                    g.write(line[14:])
+            return exp, vals
 
-            ok, status = exactly_once_status(got, expected, files, workdir)
-        finally:
-            out.unlink(missing_ok=True)
-        res["verify_s"] = round(time.monotonic() - t_v, 3)
+        ok, status = verify_written(res, workdir, read, files)
     if not ok:
         res["status"] = status
         for k in ("p50_ms", "p99_ms", "max_ms", "min_ms"):
             res.pop(k, None)            # not shown as latency
     elif res.get("malformed_lines"):
         res["status"] = f"{res['malformed_lines']} records without a 13-digit timestamp"
-    elif res["exit_code"] not in getattr(contender, "sigterm_exit_codes", (0,)):
-        res["status"] = f"delivered exactly once, but exited {res['exit_code']} (see {logpath})"
-    elif res.get("stop_note"):
-        res["status"] = res["stop_note"]
     else:
-        res["status"] = "ok"
+        res["status"] = delivered_status(res, contender, logpath)
     return res
 
 
@@ -1397,16 +1401,10 @@ def run_idle(contender, broker, counter, a, pool, topic, workdir, logdir):
     """One contender following a.files files of one line each (glob DIR/*.log): time
     until all are in Kafka, then CPU over a.idle_seconds of nothing happening."""
     res = {"contender": contender.name, "topic": topic, "files": a.files, "status": "failed"}
-    logpath = logdir / f"{topic}.log"
-    res["log"] = str(logpath)
-    broker.create_topic(topic, a.partitions, counter, logdir=logdir)
-    tap = broker.tap(topic, a.partitions, workdir, logdir / f"{topic}.tap.log")
-    try:
+    logpath = new_run(res, broker, counter, topic, a.partitions, logdir)
+    with tapped(broker, topic, a.partitions, workdir, logdir) as tap:
         return run_idle_tapped(contender, broker, counter, a, pool, topic, workdir, res,
                                logpath, tap)
-    finally:
-        if tap:
-            tap.close()
 
 
 def run_idle_tapped(contender, broker, counter, a, pool, topic, workdir, res, logpath, tap):
@@ -1423,9 +1421,8 @@ def run_idle_tapped(contender, broker, counter, a, pool, topic, workdir, res, lo
     res["argv"] = argv
     with open(logpath, "wb") as logf:
         t0 = time.monotonic()
-        run = Running(argv, workdir, logf)
         t_all = None
-        try:
+        with Running(argv, workdir, logf) as run:
             n, t_all, why = wait_for_count(counter, topic, a.partitions, a.files,
                                            t0 + a.timeout, run)
             if t_all is not None:
@@ -1447,9 +1444,6 @@ def run_idle_tapped(contender, broker, counter, a, pool, topic, workdir, res, lo
                     n = counter.count(topic, a.partitions)
             res["delivered_at_stop"] = n
             res["stop_note"] = run.stop()
-        finally:
-            if any(p.returncode is None for p in run.procs):
-                Procs.kill_all()
         run.results(res)
         if t_all is None:
             res["status"] = f"not all files' lines delivered: {why} (log: {logpath})"
@@ -1457,38 +1451,29 @@ def run_idle_tapped(contender, broker, counter, a, pool, topic, workdir, res, lo
         if "idle_cpu_pct" not in res:
             res["status"] = f"exited {res['exit_code']} in the idle window (log: {logpath})"
             return res
-        t_v = time.monotonic()
-        out = workdir / "topic.out"
+
+        def read(out):
+            consume_values(broker, tap, topic, out, logf)
+            return corpus.multiset_digest(out), expected
+
+        def files(out):
+            exp = workdir / "expected.lines"
+            with open(exp, "wb") as f:
+                for p in sorted(d.iterdir()):
+                    f.write(p.read_bytes())
+            return exp, out
+
         try:
-            try:
-                consume_values(broker, tap, topic, out, logf)
-            except NotVerified as e:
-                res["status"] = f"not verified: {e}"
-                res.pop("idle_cpu_pct", None)
-                return res
-            got = corpus.multiset_digest(out)
-            res["consumed_lines"] = got["lines"]
-
-            def files():
-                exp = workdir / "expected.lines"
-                with open(exp, "wb") as f:
-                    for p in sorted(d.iterdir()):
-                        f.write(p.read_bytes())
-                return exp, out
-
-            ok, status = exactly_once_status(got, expected, files, workdir)
-        finally:
-            out.unlink(missing_ok=True)
-        res["verify_s"] = round(time.monotonic() - t_v, 3)
+            ok, status = verify_written(res, workdir, read, files)
+        except NotVerified as e:
+            res["status"] = f"not verified: {e}"
+            res.pop("idle_cpu_pct", None)
+            return res
     if not ok:
         res["status"] = status
         res.pop("idle_cpu_pct", None)
-    elif res["exit_code"] not in getattr(contender, "sigterm_exit_codes", (0,)):
-        res["status"] = f"delivered exactly once, but exited {res['exit_code']} (see {logpath})"
-    elif res.get("stop_note"):
-        res["status"] = res["stop_note"]
     else:
-        res["status"] = "ok"
+        res["status"] = delivered_status(res, contender, logpath)
     return res
 
 
@@ -1504,19 +1489,11 @@ def run_backlog(contender, broker, counter, a, meta, topic, workdir, logdir, exp
     exactly once. Returns its result dict."""
     res = {"contender": contender.name, "topic": topic, "status": "failed",
            "down_seconds": a.down_seconds}
-    logpath = logdir / f"{topic}.log"
-    res["log"] = str(logpath)
-    broker.create_topic(topic, a.partitions, counter, logdir=logdir)
-    with open(meta["path"], "rb") as f:      # the corpus in the page cache for everyone
-        while f.read(8 << 20):
-            pass
-    tap = broker.tap(topic, a.partitions, workdir, logdir / f"{topic}.tap.log")
-    try:
+    logpath = new_run(res, broker, counter, topic, a.partitions, logdir,
+                      corpus_path=meta["path"])
+    with tapped(broker, topic, a.partitions, workdir, logdir) as tap:
         return run_backlog_tapped(contender, broker, counter, a, meta, topic, workdir,
                                   expected, res, logpath, tap)
-    finally:
-        if tap:
-            tap.close()
 
 
 def run_backlog_tapped(contender, broker, counter, a, meta, topic, workdir, expected, res,
@@ -1529,9 +1506,8 @@ def run_backlog_tapped(contender, broker, counter, a, meta, topic, workdir, expe
         broker.down()
         res["broker_stop_s"] = round(time.monotonic() - t, 3)
         t0 = time.monotonic()
-        run = Running(argv, workdir, logf)
         t_all = None
-        try:
+        with Running(argv, workdir, logf) as run:
             series = []
             rss_max = 0.0
             next_point = t0
@@ -1567,25 +1543,11 @@ def run_backlog_tapped(contender, broker, counter, a, meta, topic, workdir, expe
             counter.retarget(broker.bootstrap)
             if "peak_rss_down_mib" in res:
                 b0, own0 = broker.cpu_seconds(), time.process_time()
-                deadline = t_up + a.timeout
-                n, why = 0, None
-                while True:
-                    run.sample()
-                    try:
-                        n = counter.count(topic, a.partitions)
-                    except BenchError as e:     # leaders not elected yet after the restart
-                        why = str(e)
-                    if n >= lines:
-                        t_all = time.monotonic()
-                        break
-                    if run.exited():
-                        why = f"exited {run.main.returncode} with {n} of {lines} lines in Kafka"
-                        break
-                    if time.monotonic() > deadline:
-                        why = (f"timed out {a.timeout:.0f} s after the broker's return: "
-                               f"{n} of {lines} lines")
-                        break
-                    time.sleep(POLL_S)
+                # A failed poll is retried: leaders are not elected yet after the restart.
+                n, t_all, why = wait_for_count(
+                    counter, topic, a.partitions, lines, t_up + a.timeout, run,
+                    retry_errors=True, late=f"timed out {a.timeout:.0f} s after the broker's "
+                                            f"return: {{n}} of {{want}} lines")
                 res["delivered_at_stop"] = n
                 if t_all is not None:
                     res["delivery_after_up_s"] = round(t_all - t_up, 3)
@@ -1605,33 +1567,14 @@ def run_backlog_tapped(contender, broker, counter, a, meta, topic, workdir, expe
                 else:
                     res["status"] = f"not all lines delivered: {why} (log: {logpath})"
             res["stop_note"] = run.stop()
-        finally:
-            if any(p.returncode is None for p in run.procs):
-                Procs.kill_all()
         run.results(res)
         if t_all is None:
             return res
-        try:
-            v = verify(broker, tap, topic, meta, expected, workdir, logf)
-        except NotVerified as e:
-            res["status"] = f"not verified: {e}"
-            return res
-    res["verify"] = v
-    res["lost_lines"] = v.get("lost_lines", 0)
-    res["duplicated_lines"] = v.get("duplicated_lines", 0)
-    if not v["ok"]:
-        parts = [f"{v[k]} {k.replace('_', ' ')}" for k in
-                 ("lost_lines", "duplicated_lines", "extra_copies", "foreign_lines")
-                 if v.get(k)]
-        res["status"] = "NOT exactly once: " + (", ".join(parts) or
-                                                f"{v['consumed_lines']} lines consumed, "
-                                                f"{lines} expected, digest differs")
-    elif res["exit_code"] not in getattr(contender, "sigterm_exit_codes", (0,)):
-        res["status"] = f"delivered exactly once, but exited {res['exit_code']} (see {logpath})"
-    elif res.get("stop_note"):
-        res["status"] = res["stop_note"]
-    else:
-        res["status"] = "ok"
+        v = check_exactly_once(res, contender, broker, tap, topic, meta, expected, workdir,
+                               logf, logpath)
+    if v:
+        res["lost_lines"] = v.get("lost_lines", 0)
+        res["duplicated_lines"] = v.get("duplicated_lines", 0)
     return res
 
 
@@ -1695,13 +1638,105 @@ def report_setup(ctx, names, unavailable):
     return L
 
 
+def md_row(cells):
+    """One row of a Markdown table; an empty cell is a single space: '| a | | b |'."""
+    return "|" + "|".join(f" {c} " if c else " " for c in map(str, cells)) + "|"
+
+
+def md_table(header, rows=()):
+    return [md_row(header), "|---" * len(header) + "|"] + [md_row(r) for r in rows]
+
+
+def report_head(ctx):
+    """The first lines of every results.md: title, time and command, broker."""
+    return [f"# ringtail bench: {ctx['title']}\n", f"{ctx['finished']} · `{ctx['command']}`\n",
+            f"Broker: {ctx['broker_description']}.\n"]
+
+
+def failure_note(name, status):
+    return f"- {name}: a run **failed** (not counted): {status}"
+
+
+def contender_table(header, names, unavailable, summary, case, cells, failed=None,
+                    notes=False):
+    """The table of one case (a corpus kind, a rate...): a row per contender, its name
+    first and its verified runs ('N of M') last. In between: cells(name, s) for one
+    with verified runs (s: its summary), 'not available: why', or for one whose runs
+    all failed '**failed**: why' and empty cells (failed(name, s) gives other cells).
+    notes: each failed run of a contender with verified ones gets a line below its row."""
+    L = md_table(header)
+    for name in names:
+        if name in unavailable:
+            L.append(md_row([name, f"not available: {unavailable[name]}"] +
+                            [""] * (len(header) - 2)))
+            continue
+        s = summary.get((case, name))
+        if not s:
+            continue
+        if not s["ok_runs"]:
+            mid = (failed(name, s) if failed else
+                   [f"**failed**: {'; '.join(s['failures'])}"] + [""] * (len(header) - 3))
+            L.append(md_row([name, *mid, f"0 of {s['runs']}"]))
+            continue
+        L.append(md_row([name, *cells(name, s), f"{s['ok_runs']} of {s['runs']}"]))
+        if notes:
+            L += [f"\n{failure_note(name, f)}\n" for f in s["failures"]]
+    return L
+
+
+def _case(case, name, r):
+    return case
+
+
+def _contender(case, name, r):
+    return name
+
+
+def _verify_s(case, name, r):
+    return r.get("verify", {}).get("seconds", "—")
+
+
+def runs_table(results, columns):
+    """The 'Runs' section: a row per run. columns: (header, what), what being a key of
+    the run's result dict ('—' where it has none) or a function of (case, contender,
+    result dict)."""
+    rows = [[what(case, name, r) if callable(what) else r.get(what, "—")
+             for _, what in columns]
+            for (case, name), runs in results.items() for r in runs]
+    return ["## Runs\n"] + md_table([h for h, _ in columns], rows) + [""]
+
+
+def dump_json(out_dir, ctx, results, unavailable, summary, case_key="case"):
+    data = {"context": ctx, "unavailable": unavailable,
+            "summary": [{case_key: k, "contender": n, **s} for (k, n), s in summary.items()],
+            "runs": [r for runs in results.values() for r in runs]}
+    (out_dir / "results.json").write_text(json.dumps(data, indent=1, default=str) + "\n")
+
+
+def write_results(out_dir, ctx, results, unavailable, summary, L, method, case_key="case"):
+    """results.md (L, the contenders' settings, the environment, then '## Method' and
+    the lines of method) and results.json."""
+    L += report_setup(ctx, ctx["contenders"], unavailable)
+    L.append("## Method\n")
+    L += method
+    L.append("")
+    (out_dir / "results.md").write_text("\n".join(L))
+    dump_json(out_dir, ctx, results, unavailable, summary, case_key)
+
+
+THROUGHPUT_HEADER = ("contender", "MB/s", "lines/s", "CPU-s/GiB", "peak RSS MiB",
+                     "MB/s vs ringtail", "CPU vs ringtail", "RSS vs ringtail", "verified runs")
+THROUGHPUT_RUNS = (("corpus", _case), ("run", "run"), ("contender", _contender),
+                   ("status", "status"), ("wall s", "wall_s"), ("MB/s", "mb_s"),
+                   ("CPU s (at delivery)", "cpu_s"), ("CPU s (to exit)", "cpu_total_s"),
+                   ("peak RSS MiB", "peak_rss_mib"), ("broker CPU s", "broker_cpu_s"),
+                   ("verify s", _verify_s))
+
+
 def write_report(out_dir, ctx, results, unavailable):
     names = ctx["contenders"]
     summary = summarize(results)
-    L = []
-    L.append(f"# ringtail bench: {ctx['title']}\n")
-    L.append(f"{ctx['finished']} · `{ctx['command']}`\n")
-    L.append(f"Broker: {ctx['broker_description']}.\n")
+    L = report_head(ctx)
     L.append("Medians over the verified runs, (min–max) when they differ. MB = 10^6 bytes; "
              "CPU-s/GiB is the contender's own user+sys time up to full delivery per 2^30 "
              "corpus bytes; peak RSS is the contender's VmHWM (/proc/PID/status) sampled every "
@@ -1712,27 +1747,16 @@ def write_report(out_dir, ctx, results, unavailable):
         m = ctx["corpora"][kind]
         L.append(f"## Corpus `{kind}`: {m['bytes']:,} bytes, {m['lines']:,} lines "
                  f"(mean {m['bytes'] / m['lines']:.0f} B/line), seed {m['seed']}\n")
-        L.append("| contender | MB/s | lines/s | CPU-s/GiB | peak RSS MiB | MB/s vs ringtail "
-                 "| CPU vs ringtail | RSS vs ringtail | verified runs |")
-        L.append("|---|---|---|---|---|---|---|---|---|")
         rt = summary.get((kind, "ringtail"), {})
-        for name in names:
-            if name in unavailable:
-                L.append(f"| {name} | not available: {unavailable[name]} | | | | | | | |")
-                continue
-            s = summary.get((kind, name))
-            if not s:
-                continue
-            if not s["ok_runs"]:
-                L.append(f"| {name} | **failed**: {'; '.join(s['failures'])} | | | | | | | "
-                         f"0 of {s['runs']} |")
-                continue
-            L.append(f"| {name} | {fmt_stat(s.get('mb_s'))} | {fmt_stat(s.get('lines_s'), 0)} | "
-                     f"{fmt_stat(s.get('cpu_s_per_gib'), 2)} | {fmt_stat(s.get('peak_rss_mib'))} | "
-                     f"{ratio(s.get('mb_s'), rt.get('mb_s'))} | "
-                     f"{ratio(s.get('cpu_s_per_gib'), rt.get('cpu_s_per_gib'))} | "
-                     f"{ratio(s.get('peak_rss_mib'), rt.get('peak_rss_mib'))} | "
-                     f"{s['ok_runs']} of {s['runs']} |")
+
+        def cells(name, s):
+            return [fmt_stat(s.get('mb_s')), fmt_stat(s.get('lines_s'), 0),
+                    fmt_stat(s.get('cpu_s_per_gib'), 2), fmt_stat(s.get('peak_rss_mib')),
+                    ratio(s.get('mb_s'), rt.get('mb_s')),
+                    ratio(s.get('cpu_s_per_gib'), rt.get('cpu_s_per_gib')),
+                    ratio(s.get('peak_rss_mib'), rt.get('peak_rss_mib'))]
+
+        L += contender_table(THROUGHPUT_HEADER, names, unavailable, summary, kind, cells)
         kc = summary.get((kind, "kcat"), {})
         if ctx.get("smoke"):
             L.append("")
@@ -1748,55 +1772,35 @@ def write_report(out_dir, ctx, results, unavailable):
                     .get("failures", [])]
         if failures and any(summary[(kind, n)]["ok_runs"] for n, _ in failures):
             L.append("")
-            for name, f in failures:
-                L.append(f"- {name}: a run **failed** (not counted): {f}")
+            L += [failure_note(name, f) for name, f in failures]
         L.append("")
-    L.append("## Runs\n")
-    L.append("| corpus | run | contender | status | wall s | MB/s | CPU s (at delivery) | "
-             "CPU s (to exit) | peak RSS MiB | broker CPU s | verify s |")
-    L.append("|---|---|---|---|---|---|---|---|---|---|---|")
-    for (kind, name), runs in results.items():
-        for r in runs:
-            v = r.get("verify", {})
-            L.append(f"| {kind} | {r['run']} | {name} | {r['status']} | {r.get('wall_s', '—')} | "
-                     f"{r.get('mb_s', '—')} | {r.get('cpu_s', '—')} | {r.get('cpu_total_s', '—')} | "
-                     f"{r.get('peak_rss_mib', '—')} | {r.get('broker_cpu_s', '—')} | "
-                     f"{v.get('seconds', '—')} |")
-    L.append("")
-    L += report_setup(ctx, names, unavailable)
-    L.append("## Method\n")
-    L.append(f"- Topics: a new one per run and contender, {ctx['partitions']} partitions, "
-             f"created before the contender starts; the contenders' order rotates per run.")
-    L.append(f"- Delivery: end offsets summed over the partitions every {POLL_S * 1000:.0f} ms "
-             f"({ctx['offsets_method']}); the clock stops when they reach the corpus' line "
-             f"count, or when the contender exits if that comes first (kcat exits after its "
-             f"final flush). Its CPU is read then from /proc/PID/stat (from wait4() if it has "
-             f"exited); a contender that keeps running (ringtail) then gets SIGTERM.")
-    L.append("- Exactly once: " + ctx["verify_method"] + " Cost per run is in the "
-             "'verify s' column; the corpus' own digest is computed once and cached.")
-    L.append("")
-    (out_dir / "results.md").write_text("\n".join(L))
-    data = {"context": ctx, "unavailable": unavailable,
-            "summary": [{"kind": k, "contender": n, **s} for (k, n), s in summary.items()],
-            "runs": [r for runs in results.values() for r in runs]}
-    (out_dir / "results.json").write_text(json.dumps(data, indent=1) + "\n")
+    L += runs_table(results, THROUGHPUT_RUNS)
+    write_results(out_dir, ctx, results, unavailable, summary, L, [
+        f"- Topics: a new one per run and contender, {ctx['partitions']} partitions, "
+        f"created before the contender starts; the contenders' order rotates per run.",
+        f"- Delivery: end offsets summed over the partitions every {POLL_S * 1000:.0f} ms "
+        f"({ctx['offsets_method']}); the clock stops when they reach the corpus' line "
+        f"count, or when the contender exits if that comes first (kcat exits after its "
+        f"final flush). Its CPU is read then from /proc/PID/stat (from wait4() if it has "
+        f"exited); a contender that keeps running (ringtail) then gets SIGTERM.",
+        "- Exactly once: " + ctx["verify_method"] + " Cost per run is in the "
+        "'verify s' column; the corpus' own digest is computed once and cached."],
+        case_key="kind")
     return summary
 
 
 LIVE_METRICS = ("p50_ms", "p99_ms", "max_ms", "cpu_pct", "feeders_cpu_pct", "peak_rss_mib",
                 "ready_s", "drain_s", "writer_rate", "writer_cpu_pct", "broker_cpu_pct")
-IDLE_METRICS = ("discovery_s", "idle_cpu_pct", "peak_rss_mib", "broker_cpu_pct")
-
-
-def dump_json(out_dir, ctx, results, unavailable, summary):
-    data = {"context": ctx, "unavailable": unavailable,
-            "summary": [{"case": k, "contender": n, **s} for (k, n), s in summary.items()],
-            "runs": [r for runs in results.values() for r in runs]}
-    (out_dir / "results.json").write_text(json.dumps(data, indent=1, default=str) + "\n")
-
-
-def failure_cells(s, ncols):
-    return f"**failed**: {'; '.join(s['failures'])}" + " |" * (ncols - 1)
+LIVE_HEADER = ("contender", "writer lines/s (its CPU %)", "p50 ms", "p99 ms", "max ms",
+               "CPU % of a core", "peak RSS MiB", "start-up s", "drain s", "verified runs")
+LIVE_RUNS = (("rate", lambda rate, name, r: f"{rate:,}"), ("run", "run"),
+             ("contender", _contender), ("status", "status"),
+             ("lines written", "lines_written"), ("writer lines/s", "writer_rate"),
+             ("writer CPU %", "writer_cpu_pct"), ("steady lines", "steady_lines"),
+             ("p50 ms", "p50_ms"), ("p99 ms", "p99_ms"), ("max ms", "max_ms"),
+             ("CPU %", "cpu_pct"), ("tail CPU %", "feeders_cpu_pct"),
+             ("peak RSS MiB", "peak_rss_mib"), ("broker CPU %", "broker_cpu_pct"),
+             ("start-up s", "ready_s"), ("drain s", "drain_s"), ("verify s", "verify_s"))
 
 
 def write_live_report(out_dir, ctx, results, unavailable):
@@ -1809,8 +1813,7 @@ def write_live_report(out_dir, ctx, results, unavailable):
     summary = summarize(results, LIVE_METRICS)
     kind = ctx["kinds"][0]
     m = ctx["corpora"][kind]
-    L = [f"# ringtail bench: {ctx['title']}\n", f"{ctx['finished']} · `{ctx['command']}`\n",
-         f"Broker: {ctx['broker_description']}.\n"]
+    L = report_head(ctx)
     L.append(f"A writer appends `{kind}` lines to a new file at a fixed rate while the contender "
              f"follows the file into a new topic created with "
              f"`message.timestamp.type=LogAppendTime`. Latency = the record's timestamp (the "
@@ -1824,146 +1827,110 @@ def write_live_report(out_dir, ctx, results, unavailable):
              f"RSS = VmHWM over the whole run. Only runs in which every line written arrived "
              f"exactly once (checked) count; medians over them, (min–max) when they "
              f"differ.\n")
+
+    def cells(name, s):
+        cpu = fmt_stat(s.get("cpu_pct"))
+        if s.get("feeders_cpu_pct"):
+            cpu += f" (+ tail {fmt_stat(s['feeders_cpu_pct'])})"
+        return [f"{fmt_stat(s.get('writer_rate'), 0)} ({fmt_stat(s.get('writer_cpu_pct'))})",
+                fmt_stat(s.get('p50_ms')), fmt_stat(s.get('p99_ms')), fmt_stat(s.get('max_ms')),
+                cpu, fmt_stat(s.get('peak_rss_mib')), fmt_stat(s.get('ready_s'), 2),
+                fmt_stat(s.get('drain_s'), 2)]
+
     for rate in ctx["rates"]:
         L.append(f"## {rate:,} lines/s\n")
-        L.append("| contender | writer lines/s (its CPU %) | p50 ms | p99 ms | max ms | "
-                 "CPU % of a core | peak RSS MiB | start-up s | drain s | verified runs |")
-        L.append("|---|---|---|---|---|---|---|---|---|---|")
-        for name in names:
-            if name in unavailable:
-                L.append(f"| {name} | not available: {unavailable[name]} |" + " |" * 8)
-                continue
-            s = summary.get((rate, name))
-            if not s:
-                continue
-            if not s["ok_runs"]:
-                L.append(f"| {name} | " + failure_cells(s, 8) + f" 0 of {s['runs']} |")
-                continue
-            cpu = fmt_stat(s.get("cpu_pct"))
-            if s.get("feeders_cpu_pct"):
-                cpu += f" (+ tail {fmt_stat(s['feeders_cpu_pct'])})"
-            L.append(f"| {name} | {fmt_stat(s.get('writer_rate'), 0)} "
-                     f"({fmt_stat(s.get('writer_cpu_pct'))}) | {fmt_stat(s.get('p50_ms'))} | "
-                     f"{fmt_stat(s.get('p99_ms'))} | {fmt_stat(s.get('max_ms'))} | {cpu} | "
-                     f"{fmt_stat(s.get('peak_rss_mib'))} | {fmt_stat(s.get('ready_s'), 2)} | "
-                     f"{fmt_stat(s.get('drain_s'), 2)} | {s['ok_runs']} of {s['runs']} |")
-            for f in s["failures"]:
-                L.append(f"\n- {name}: a run **failed** (not counted): {f}\n")
+        L += contender_table(LIVE_HEADER, names, unavailable, summary, rate, cells, notes=True)
         L.append("")
-    L.append("## Runs\n")
-    L.append("| rate | run | contender | status | lines written | writer lines/s | writer CPU % "
-             "| steady lines | p50 ms | p99 ms | max ms | CPU % | tail CPU % | peak RSS MiB | "
-             "broker CPU % | start-up s | drain s | verify s |")
-    L.append("|---" * 18 + "|")
-    for (rate, name), runs in results.items():
-        for r in runs:
-            g = r.get
-            L.append(f"| {rate:,} | {r['run']} | {name} | {r['status']} | "
-                     f"{g('lines_written', '—')} | {g('writer_rate', '—')} | "
-                     f"{g('writer_cpu_pct', '—')} | {g('steady_lines', '—')} | "
-                     f"{g('p50_ms', '—')} | {g('p99_ms', '—')} | {g('max_ms', '—')} | "
-                     f"{g('cpu_pct', '—')} | {g('feeders_cpu_pct', '—')} | "
-                     f"{g('peak_rss_mib', '—')} | {g('broker_cpu_pct', '—')} | "
-                     f"{g('ready_s', '—')} | {g('drain_s', '—')} | {g('verify_s', '—')} |")
-    L.append("")
-    L += report_setup(ctx, names, unavailable)
-    L.append("## Method\n")
-    L.append(f"- Lines: the first 65,536 lines of the `{kind}` corpus "
-             f"`{Path(m['path']).name}` (seed {m['seed']}), cycled, each behind a 27-byte "
-             f"stamp `<CLOCK_REALTIME µs, 16 digits> b<batch, 8 digits> ` (a line is unique by "
-             f"batch and corpus line); mean line length in the runs table's JSON "
-             f"(`writer.mean_line_bytes`).")
-    L.append(f"- Writer (`bench/appender.py`, its own process): every {ctx['batch_ms']:g} ms "
-             f"it appends the lines due (rate × elapsed time) with one write() to an "
-             f"O_APPEND descriptor, all stamped with the clock read just before that batch "
-             f"was built; it never skips a line, and falls behind with bigger batches if it "
-             f"must. 'writer lines/s' is lines over the time from its start to its last "
-             f"write.")
-    L.append(f"- Per run: a new topic ({ctx['partitions']} partitions, "
-             f"`message.timestamp.type=LogAppendTime`), a new file holding one line; the "
-             f"contender starts; once that line is in Kafka (start-up s) the writer starts, "
-             f"for {ctx['duration_s']:g} s. The contender's CPU is read from /proc/PID/stat "
-             f"{ctx['skip_s']:g} s after the writer's first append and when the writer exits. "
-             f"Then end offsets are polled every {POLL_S * 1000:.0f} ms until every line is "
-             f"in Kafka (drain s: after the writer's exit; at most "
-             f"{ctx['drain_timeout_s']:g} s), and the contender is stopped (SIGTERM; for "
-             f"kcat SIGTERM to tail, and kcat exits at the end of its input).")
-    L.append("- kcat cannot follow a file: `tail -c +1 -F FILE | kcat -P ...`, two processes; "
-             "kcat's CPU and RSS are kcat's alone, tail's CPU is shown apart.")
-    L.append("- Exactly once and latency: the topic is consumed with `kcat -C -o beginning -e "
-             "-f '%T %s\\n'`; the multiset digest of the values (line count, bytes, sum of "
-             "the lines' SipHash mod 2^64) must equal that of the lines written, rebuilt from "
-             "the writer's batch log, or the run is reported as `NOT exactly once` with "
-             "lost/duplicated/foreign counts and no latency. Percentiles are nearest-rank "
-             "over every line of the steady window.")
-    L.append("")
-    (out_dir / "results.md").write_text("\n".join(L))
-    dump_json(out_dir, ctx, results, unavailable, summary)
+    L += runs_table(results, LIVE_RUNS)
+    write_results(out_dir, ctx, results, unavailable, summary, L, [
+        f"- Lines: the first 65,536 lines of the `{kind}` corpus "
+        f"`{Path(m['path']).name}` (seed {m['seed']}), cycled, each behind a 27-byte "
+        f"stamp `<CLOCK_REALTIME µs, 16 digits> b<batch, 8 digits> ` (a line is unique by "
+        f"batch and corpus line); mean line length in the runs table's JSON "
+        f"(`writer.mean_line_bytes`).",
+        f"- Writer (`bench/appender.py`, its own process): every {ctx['batch_ms']:g} ms "
+        f"it appends the lines due (rate × elapsed time) with one write() to an "
+        f"O_APPEND descriptor, all stamped with the clock read just before that batch "
+        f"was built; it never skips a line, and falls behind with bigger batches if it "
+        f"must. 'writer lines/s' is lines over the time from its start to its last "
+        f"write.",
+        f"- Per run: a new topic ({ctx['partitions']} partitions, "
+        f"`message.timestamp.type=LogAppendTime`), a new file holding one line; the "
+        f"contender starts; once that line is in Kafka (start-up s) the writer starts, "
+        f"for {ctx['duration_s']:g} s. The contender's CPU is read from /proc/PID/stat "
+        f"{ctx['skip_s']:g} s after the writer's first append and when the writer exits. "
+        f"Then end offsets are polled every {POLL_S * 1000:.0f} ms until every line is "
+        f"in Kafka (drain s: after the writer's exit; at most "
+        f"{ctx['drain_timeout_s']:g} s), and the contender is stopped (SIGTERM; for "
+        f"kcat SIGTERM to tail, and kcat exits at the end of its input).",
+        "- kcat cannot follow a file: `tail -c +1 -F FILE | kcat -P ...`, two processes; "
+        "kcat's CPU and RSS are kcat's alone, tail's CPU is shown apart.",
+        "- Exactly once and latency: the topic is consumed with `kcat -C -o beginning -e "
+        "-f '%T %s\\n'`; the multiset digest of the values (line count, bytes, sum of "
+        "the lines' SipHash mod 2^64) must equal that of the lines written, rebuilt from "
+        "the writer's batch log, or the run is reported as `NOT exactly once` with "
+        "lost/duplicated/foreign counts and no latency. Percentiles are nearest-rank "
+        "over every line of the steady window."])
     return summary
+
+
+IDLE_METRICS = ("discovery_s", "idle_cpu_pct", "peak_rss_mib", "broker_cpu_pct")
+IDLE_HEADER = ("contender", "discovery s", "idle CPU % of a core", "peak RSS MiB",
+               "broker CPU % (idle window)", "verified runs")
+IDLE_RUNS = (("run", "run"), ("contender", _contender), ("status", "status"),
+             ("discovery s", "discovery_s"), ("CPU s to discovery", "discovery_cpu_s"),
+             ("idle window s", "idle_window_s"), ("idle CPU s", "idle_cpu_s"),
+             ("idle CPU %", "idle_cpu_pct"), ("peak RSS MiB", "peak_rss_mib"),
+             ("broker CPU %", "broker_cpu_pct"), ("verify s", "verify_s"))
 
 
 def write_idle_report(out_dir, ctx, results, unavailable):
     names = ctx["contenders"]
     summary = summarize(results, IDLE_METRICS)
     n = ctx["files"]
-    L = [f"# ringtail bench: {ctx['title']}\n", f"{ctx['finished']} · `{ctx['command']}`\n",
-         f"Broker: {ctx['broker_description']}.\n"]
+    L = report_head(ctx)
     L.append(f"{n:,} files of one line each exist in one directory when the contender starts, "
              f"following the glob `DIR/*.log`. Discovery = from its start until all {n:,} "
              f"lines are in Kafka. Idle CPU = its user+sys (/proc/PID/stat, all threads) over "
              f"the next {ctx['idle_s']:g} s, in which nothing is written, in % of one core. "
              f"Peak RSS = VmHWM over the whole run. Only runs in which every line arrived "
              f"exactly once (checked) count; medians, (min–max) when they differ.\n")
-    L.append("| contender | discovery s | idle CPU % of a core | peak RSS MiB | broker CPU % "
-             "(idle window) | verified runs |")
-    L.append("|---|---|---|---|---|---|")
-    for name in names:
-        if name in unavailable:
-            L.append(f"| {name} | not available: {unavailable[name]} | | | | |")
-            continue
-        s = summary.get((n, name))
-        if not s:
-            continue
-        if not s["ok_runs"]:
-            L.append(f"| {name} | " + failure_cells(s, 4) + f" 0 of {s['runs']} |")
-            continue
-        L.append(f"| {name} | {fmt_stat(s.get('discovery_s'), 2)} | "
-                 f"{fmt_stat(s.get('idle_cpu_pct'), 2)} | {fmt_stat(s.get('peak_rss_mib'))} | "
-                 f"{fmt_stat(s.get('broker_cpu_pct'))} | {s['ok_runs']} of {s['runs']} |")
+
+    def cells(name, s):
+        return [fmt_stat(s.get('discovery_s'), 2), fmt_stat(s.get('idle_cpu_pct'), 2),
+                fmt_stat(s.get('peak_rss_mib')), fmt_stat(s.get('broker_cpu_pct'))]
+
+    L += contender_table(IDLE_HEADER, names, unavailable, summary, n, cells)
     L.append("")
-    L.append("## Runs\n")
-    L.append("| run | contender | status | discovery s | CPU s to discovery | idle window s | "
-             "idle CPU s | idle CPU % | peak RSS MiB | broker CPU % | verify s |")
-    L.append("|---" * 11 + "|")
-    for (_, name), runs in results.items():
-        for r in runs:
-            g = r.get
-            L.append(f"| {r['run']} | {name} | {r['status']} | {g('discovery_s', '—')} | "
-                     f"{g('discovery_cpu_s', '—')} | {g('idle_window_s', '—')} | "
-                     f"{g('idle_cpu_s', '—')} | {g('idle_cpu_pct', '—')} | "
-                     f"{g('peak_rss_mib', '—')} | {g('broker_cpu_pct', '—')} | "
-                     f"{g('verify_s', '—')} |")
-    L.append("")
-    L += report_setup(ctx, names, unavailable)
-    L.append("## Method\n")
-    L.append(f"- Per run: a new topic ({ctx['partitions']} partitions) and a new directory of "
-             f"{n:,} files `fNNNNNNN.log`, each one line: `fNNNNNNN ` and a line of the "
-             f"`{ctx['kinds'][0]}` corpus. The contender gets the glob (`glob_argv()`; a "
-             f"contender without one is `not available: does not follow a glob`).")
-    L.append(f"- End offsets are polled every {POLL_S * 1000:.0f} ms until they sum to {n:,} "
-             f"(at most {ctx['timeout_s']:g} s); the CPU read from /proc/PID/stat then and "
-             f"{ctx['idle_s']:g} s later gives the idle CPU. The harness samples VmHWM once a "
-             f"second in that window and polls nothing. Then SIGTERM.")
+    L += runs_table(results, IDLE_RUNS)
     method = ctx["verify_method"].replace("equal the corpus'", "equal that of the files' lines")
-    L.append("- Exactly once: " + method)
-    L.append("")
-    (out_dir / "results.md").write_text("\n".join(L))
-    dump_json(out_dir, ctx, results, unavailable, summary)
+    write_results(out_dir, ctx, results, unavailable, summary, L, [
+        f"- Per run: a new topic ({ctx['partitions']} partitions) and a new directory of "
+        f"{n:,} files `fNNNNNNN.log`, each one line: `fNNNNNNN ` and a line of the "
+        f"`{ctx['kinds'][0]}` corpus. The contender gets the glob (`glob_argv()`; a "
+        f"contender without one is `not available: does not follow a glob`).",
+        f"- End offsets are polled every {POLL_S * 1000:.0f} ms until they sum to {n:,} "
+        f"(at most {ctx['timeout_s']:g} s); the CPU read from /proc/PID/stat then and "
+        f"{ctx['idle_s']:g} s later gives the idle CPU. The harness samples VmHWM once a "
+        f"second in that window and polls nothing. Then SIGTERM.",
+        "- Exactly once: " + method])
     return summary
 
 
 BACKLOG_METRICS = ("peak_rss_down_mib", "rss_end_down_mib", "peak_rss_mib",
                    "delivery_after_up_s", "cpu_at_delivery_s")
+BACKLOG_HEADER = ("contender", "peak RSS while down MiB", "RSS at end of down MiB",
+                  "peak RSS overall MiB", "delivery after return s", "CPU s to delivery",
+                  "lost lines", "duplicated lines", "verified runs")
+BACKLOG_RUNS = (("run", "run"), ("contender", _contender), ("status", "status"),
+                ("peak RSS while down MiB", "peak_rss_down_mib"),
+                ("RSS at end of down MiB", "rss_end_down_mib"),
+                ("CPU s while down", "cpu_down_s"), ("broker stop s", "broker_stop_s"),
+                ("broker start s", "broker_start_s"),
+                ("delivery after return s", "delivery_after_up_s"),
+                ("CPU s to delivery", "cpu_at_delivery_s"), ("CPU s to exit", "cpu_total_s"),
+                ("peak RSS overall MiB", "peak_rss_mib"),
+                ("broker CPU s after return", "broker_cpu_s"), ("verify s", _verify_s))
 
 
 def write_backlog_report(out_dir, ctx, results, unavailable):
@@ -1972,8 +1939,7 @@ def write_backlog_report(out_dir, ctx, results, unavailable):
     kind = ctx["kinds"][0]
     m = ctx["corpora"][kind]
     down = ctx["down_s"]
-    L = [f"# ringtail bench: {ctx['title']}\n", f"{ctx['finished']} · `{ctx['command']}`\n"]
-    L.append(f"Broker: {ctx['broker_description']}.\n")
+    L = report_head(ctx)
     L.append(f"Per run: a new topic ({ctx['partitions']} partitions) is created, the broker is "
              f"stopped with {ctx['down_method']}, and the contender starts on the complete "
              f"`{kind}` corpus ({m['bytes']:,} bytes, {m['lines']:,} lines). For {down:g} s "
@@ -1985,34 +1951,25 @@ def write_backlog_report(out_dir, ctx, results, unavailable):
              f"{POLL_S * 1000:.0f} ms). **Peak RSS overall** is VmHWM until the contender "
              f"exited. Only runs in which every line arrived exactly once (checked) count; "
              f"medians, (min–max) when they differ.\n")
-    L.append("| contender | peak RSS while down MiB | RSS at end of down MiB | peak RSS overall "
-             "MiB | delivery after return s | CPU s to delivery | lost lines | duplicated lines "
-             "| verified runs |")
-    L.append("|---" * 9 + "|")
-    for name in names:
-        if name in unavailable:
-            L.append(f"| {name} | not available: {unavailable[name]} |" + " |" * 7)
-            continue
-        s = summary.get((kind, name))
-        if not s:
-            continue
+
+    def lost_dup(name):
         runs = results[(kind, name)]
-        lost = sum(r.get("lost_lines", 0) or 0 for r in runs)
-        dup = sum(r.get("duplicated_lines", 0) or 0 for r in runs)
-        if not s["ok_runs"]:
-            peak = max((r.get("peak_rss_down_mib") or 0 for r in runs), default=0)
-            L.append(f"| {name} | **failed**: {'; '.join(s['failures'])}" +
-                     (f" (peak RSS while down {peak:.1f} MiB)" if peak else "") +
-                     " |" * 5 + f" {lost} | {dup} | 0 of {s['runs']} |")
-            continue
-        L.append(f"| {name} | {fmt_stat(s.get('peak_rss_down_mib'))} | "
-                 f"{fmt_stat(s.get('rss_end_down_mib'))} | "
-                 f"{fmt_stat(s.get('peak_rss_mib'))} | "
-                 f"{fmt_stat(s.get('delivery_after_up_s'), 2)} | "
-                 f"{fmt_stat(s.get('cpu_at_delivery_s'), 2)} | {lost} | {dup} | "
-                 f"{s['ok_runs']} of {s['runs']} |")
-        for f in s["failures"]:
-            L.append(f"\n- {name}: a run **failed** (not counted): {f}\n")
+        return [sum(r.get("lost_lines", 0) or 0 for r in runs),
+                sum(r.get("duplicated_lines", 0) or 0 for r in runs)]
+
+    def cells(name, s):
+        return [fmt_stat(s.get('peak_rss_down_mib')), fmt_stat(s.get('rss_end_down_mib')),
+                fmt_stat(s.get('peak_rss_mib')), fmt_stat(s.get('delivery_after_up_s'), 2),
+                fmt_stat(s.get('cpu_at_delivery_s'), 2), *lost_dup(name)]
+
+    def failed(name, s):
+        peak = max((r.get("peak_rss_down_mib") or 0 for r in results[(kind, name)]), default=0)
+        return ([f"**failed**: {'; '.join(s['failures'])}" +
+                 (f" (peak RSS while down {peak:.1f} MiB)" if peak else "")] +
+                [""] * 4 + lost_dup(name))
+
+    L += contender_table(BACKLOG_HEADER, names, unavailable, summary, kind, cells, failed,
+                         notes=True)
     rt = summary.get((kind, "ringtail"), {})
     if rt.get("peak_rss_down_mib"):
         L.append("")
@@ -2020,40 +1977,20 @@ def write_backlog_report(out_dir, ctx, results, unavailable):
                  f"{rt['peak_rss_down_mib']['median']:.1f} MiB with a {m['bytes'] / 1e9:.2f} GB "
                  f"backlog (issue 6 target: ≤ 64 MiB with a 10 GB backlog).")
     L.append("")
-    L.append("## Runs\n")
-    L.append("| run | contender | status | peak RSS while down MiB | RSS at end of down MiB | "
-             "CPU s while down | broker stop s | broker start s | "
-             "delivery after return s | CPU s to delivery | CPU s to exit | peak RSS overall "
-             "MiB | broker CPU s after return | verify s |")
-    L.append("|---" * 14 + "|")
-    for (_, name), runs in results.items():
-        for r in runs:
-            g = r.get
-            L.append(f"| {r['run']} | {name} | {r['status']} | {g('peak_rss_down_mib', '—')} | "
-                     f"{g('rss_end_down_mib', '—')} | "
-                     f"{g('cpu_down_s', '—')} | {g('broker_stop_s', '—')} | "
-                     f"{g('broker_start_s', '—')} | {g('delivery_after_up_s', '—')} | "
-                     f"{g('cpu_at_delivery_s', '—')} | {g('cpu_total_s', '—')} | "
-                     f"{g('peak_rss_mib', '—')} | {g('broker_cpu_s', '—')} | "
-                     f"{g('verify', {}).get('seconds', '—')} |")
-    L.append("")
-    L += report_setup(ctx, names, unavailable)
-    L.append("## Method\n")
-    L.append(f"- The contenders run their throughput-mode command on the corpus "
-             f"(`backlog_argv()`, by default `argv()`), which is complete and in the page "
-             f"cache before they start. kcat gets `-E`: without it kcat exits 1 (\"All "
-             f"broker connections are down: terminating\") as soon as it finds no broker.")
-    L.append(f"- Broker down: {ctx['down_method']}. Back: {ctx['up_method']}. A producer "
-             f"that backs off between reconnection attempts (librdkafka: "
-             f"`reconnect.backoff.max.ms`, 10 s by default, 1 s in ringtail) may take that "
-             f"long to notice the return: it is part of the delivery time.")
-    L.append(f"- A run fails if not every line is in Kafka {ctx['timeout_s']:g} s after the "
-             f"broker's return. Then a contender that keeps running gets SIGTERM; kcat "
-             f"exits by itself once its last batch is acknowledged.")
-    L.append("- Exactly once: " + ctx["verify_method"])
-    L.append("")
-    (out_dir / "results.md").write_text("\n".join(L))
-    dump_json(out_dir, ctx, results, unavailable, summary)
+    L += runs_table(results, BACKLOG_RUNS)
+    write_results(out_dir, ctx, results, unavailable, summary, L, [
+        "- The contenders run their throughput-mode command on the corpus "
+        "(`backlog_argv()`, by default `argv()`), which is complete and in the page "
+        "cache before they start. kcat gets `-E`: without it kcat exits 1 (\"All "
+        "broker connections are down: terminating\") as soon as it finds no broker.",
+        f"- Broker down: {ctx['down_method']}. Back: {ctx['up_method']}. A producer "
+        f"that backs off between reconnection attempts (librdkafka: "
+        f"`reconnect.backoff.max.ms`, 10 s by default, 1 s in ringtail) may take that "
+        f"long to notice the return: it is part of the delivery time.",
+        f"- A run fails if not every line is in Kafka {ctx['timeout_s']:g} s after the "
+        f"broker's return. Then a contender that keeps running gets SIGTERM; kcat "
+        f"exits by itself once its last batch is acknowledged.",
+        "- Exactly once: " + ctx["verify_method"]])
     return summary
 
 
@@ -2219,124 +2156,122 @@ def rotated(contenders, run):
     return contenders[k:] + contenders[:k]
 
 
-def throughput_mode(a, ctx, contenders, broker, counter, work, logdir):
+def run_cases(a, contenders, work, plan, one, measured):
+    """The loop every mode runs. plan: (case, run, shift, infix, what, fields) in the
+    order to run them; for each, every contender in the order rotated(contenders,
+    shift) gets a new topic bench-TAG-INFIX-NAME-RUN and a scratch directory, and
+    one(contender, case, topic, workdir) runs it and returns its result dict, to which
+    the run's number and fields are added. The log says what (its first words) and the
+    status, with measured(result) if that says more ("" when it does not). Returns
+    ({(case, contender name): [result, ...]}, 0 if every run was ok else 1)."""
     results = {}
     rc = 0
-    timeout = a.timeout
     tag = datetime.datetime.now().strftime("%H%M%S")
-    for kind in a.kinds:
-        path = ctx["corpora"][kind]["path"]
-        meta = {**corpus.read_meta(path), "path": path}
-        digest = meta["multiset_digest"]
-        t_out = timeout or 120 + meta["bytes"] / 5e6
-        for run in range(a.runs):
-            for c in rotated(contenders, run):
-                topic = f"bench-{tag}-{kind}-{c.name}-{run + 1}"
-                rwork = work / topic
-                rwork.mkdir()
-                log(f"{kind} run {run + 1}/{a.runs}: {c.name} -> {topic}")
-                r = run_one(c, broker, counter, meta, a.partitions, topic, rwork, logdir,
-                            t_out, digest)
-                r["run"] = run + 1
-                r["kind"] = kind
-                results.setdefault((kind, c.name), []).append(r)
-                v = r.get("verify", {})
-                log(f"  {r['status']}: " + (
-                    f"{r['wall_s']:.2f} s, {r['mb_s']:.1f} MB/s, {r['lines_s']:,} lines/s, "
-                    f"{r['cpu_s_per_gib']:.2f} CPU-s/GiB, peak RSS {r['peak_rss_mib']} MiB, "
-                    f"verified in {v.get('seconds', 0):.1f} s" if "wall_s" in r else ""))
-                if r["status"] != "ok":
-                    rc = 1
-                shutil.rmtree(rwork, ignore_errors=True)
+    for case, run, shift, infix, what, fields in plan:
+        for c in rotated(contenders, shift):
+            topic = f"bench-{tag}-{infix}-{c.name}-{run + 1}"
+            rwork = work / topic
+            rwork.mkdir()
+            log(f"{what} run {run + 1}/{a.runs}: {c.name} -> {topic}")
+            r = one(c, case, topic, rwork)
+            r["run"] = run + 1
+            r.update(fields)
+            results.setdefault((case, c.name), []).append(r)
+            log(f"  {r['status']}: " + measured(r))
+            if r["status"] != "ok":
+                rc = 1
+            shutil.rmtree(rwork, ignore_errors=True)
     return results, rc
+
+
+def corpus_meta(ctx, kind):
+    path = ctx["corpora"][kind]["path"]
+    return {**corpus.read_meta(path), "path": path}
+
+
+def throughput_mode(a, ctx, contenders, broker, counter, work, logdir):
+    metas = {kind: corpus_meta(ctx, kind) for kind in a.kinds}
+
+    def one(c, kind, topic, rwork):
+        meta = metas[kind]
+        return run_one(c, broker, counter, meta, a.partitions, topic, rwork, logdir,
+                       a.timeout or 120 + meta["bytes"] / 5e6, meta["multiset_digest"])
+
+    def measured(r):
+        if "wall_s" not in r:
+            return ""
+        return (f"{r['wall_s']:.2f} s, {r['mb_s']:.1f} MB/s, {r['lines_s']:,} lines/s, "
+                f"{r['cpu_s_per_gib']:.2f} CPU-s/GiB, peak RSS {r['peak_rss_mib']} MiB, "
+                f"verified in {r.get('verify', {}).get('seconds', 0):.1f} s")
+
+    plan = [(kind, run, run, kind, kind, {"kind": kind})
+            for kind in a.kinds for run in range(a.runs)]
+    return run_cases(a, contenders, work, plan, one, measured)
 
 
 def live_mode(a, ctx, contenders, broker, counter, work, logdir):
-    results = {}
-    rc = 0
-    tag = datetime.datetime.now().strftime("%H%M%S")
-    kind = a.kinds[0]
-    pool_path = ctx["corpora"][kind]["path"]
-    for run in range(a.runs):
-        for i, rate in enumerate(a.rates):
-            for c in rotated(contenders, run + i):
-                topic = f"bench-{tag}-live-{rate}-{c.name}-{run + 1}"
-                rwork = work / topic
-                rwork.mkdir()
-                log(f"live {rate:,} lines/s for {a.duration:g} s, run {run + 1}/{a.runs}: "
-                    f"{c.name} -> {topic}")
-                r = run_live(c, broker, counter, a, rate, pool_path, topic, rwork, logdir)
-                r["run"] = run + 1
-                results.setdefault((rate, c.name), []).append(r)
-                w = r.get("writer", {})
-                log(f"  {r['status']}: " + (
-                    f"writer {w['achieved_rate']:,.0f} lines/s ({w['cpu_pct']}% CPU), latency "
-                    f"p50 {r['p50_ms']} ms, p99 {r['p99_ms']} ms, max {r['max_ms']} ms over "
-                    f"{r['steady_lines']:,} lines; CPU {r['cpu_pct']}% of a core, peak RSS "
-                    f"{r['peak_rss_mib']} MiB" if "p99_ms" in r else ""))
-                if r["status"] != "ok":
-                    rc = 1
-                shutil.rmtree(rwork, ignore_errors=True)
-    return results, rc
+    pool_path = ctx["corpora"][a.kinds[0]]["path"]
+
+    def one(c, rate, topic, rwork):
+        return run_live(c, broker, counter, a, rate, pool_path, topic, rwork, logdir)
+
+    def measured(r):
+        if "p99_ms" not in r:
+            return ""
+        w = r.get("writer", {})
+        return (f"writer {w['achieved_rate']:,.0f} lines/s ({w['cpu_pct']}% CPU), latency "
+                f"p50 {r['p50_ms']} ms, p99 {r['p99_ms']} ms, max {r['max_ms']} ms over "
+                f"{r['steady_lines']:,} lines; CPU {r['cpu_pct']}% of a core, peak RSS "
+                f"{r['peak_rss_mib']} MiB")
+
+    # the order rotates per run and per rate
+    plan = [(rate, run, run + i, f"live-{rate}",
+             f"live {rate:,} lines/s for {a.duration:g} s,", {})
+            for run in range(a.runs) for i, rate in enumerate(a.rates)]
+    return run_cases(a, contenders, work, plan, one, measured)
 
 
 def idle_mode(a, ctx, contenders, broker, counter, work, logdir):
-    results = {}
-    rc = 0
-    tag = datetime.datetime.now().strftime("%H%M%S")
     pool = []
     with open(ctx["corpora"][a.kinds[0]]["path"], "rb") as f:
         for line in f:
             pool.append(line)
             if len(pool) == 4096:
                 break
-    for run in range(a.runs):
-        for c in rotated(contenders, run):
-            topic = f"bench-{tag}-idle-{c.name}-{run + 1}"
-            rwork = work / topic
-            rwork.mkdir()
-            log(f"idle, {a.files:,} files, {a.idle_seconds:g} s, run {run + 1}/{a.runs}: "
-                f"{c.name} -> {topic}")
-            r = run_idle(c, broker, counter, a, pool, topic, rwork, logdir)
-            r["run"] = run + 1
-            results.setdefault((a.files, c.name), []).append(r)
-            log(f"  {r['status']}: " + (
-                f"all {a.files:,} lines in Kafka after {r['discovery_s']} s; idle CPU "
-                f"{r['idle_cpu_pct']}% of a core, peak RSS {r['peak_rss_mib']} MiB"
-                if "idle_cpu_pct" in r else ""))
-            if r["status"] != "ok":
-                rc = 1
-            shutil.rmtree(rwork, ignore_errors=True)
-    return results, rc
+
+    def one(c, files, topic, rwork):
+        return run_idle(c, broker, counter, a, pool, topic, rwork, logdir)
+
+    def measured(r):
+        if "idle_cpu_pct" not in r:
+            return ""
+        return (f"all {a.files:,} lines in Kafka after {r['discovery_s']} s; idle CPU "
+                f"{r['idle_cpu_pct']}% of a core, peak RSS {r['peak_rss_mib']} MiB")
+
+    plan = [(a.files, run, run, "idle",
+             f"idle, {a.files:,} files, {a.idle_seconds:g} s,", {}) for run in range(a.runs)]
+    return run_cases(a, contenders, work, plan, one, measured)
 
 
 def backlog_mode(a, ctx, contenders, broker, counter, work, logdir):
-    results = {}
-    rc = 0
-    tag = datetime.datetime.now().strftime("%H%M%S")
     kind = a.kinds[0]
-    path = ctx["corpora"][kind]["path"]
-    meta = {**corpus.read_meta(path), "path": path}
-    for run in range(a.runs):
-        for c in rotated(contenders, run):
-            topic = f"bench-{tag}-backlog-{c.name}-{run + 1}"
-            rwork = work / topic
-            rwork.mkdir()
-            log(f"backlog, {meta['bytes'] / 1e6:,.0f} MB, broker down {a.down_seconds:g} s, "
-                f"run {run + 1}/{a.runs}: {c.name} -> {topic}")
-            r = run_backlog(c, broker, counter, a, meta, topic, rwork, logdir,
-                            meta["multiset_digest"])
-            r["run"] = run + 1
-            results.setdefault((kind, c.name), []).append(r)
-            log(f"  {r['status']}: " + (
-                f"peak RSS while down {r['peak_rss_down_mib']} MiB, overall "
+    meta = corpus_meta(ctx, kind)
+
+    def one(c, kind, topic, rwork):
+        return run_backlog(c, broker, counter, a, meta, topic, rwork, logdir,
+                           meta["multiset_digest"])
+
+    def measured(r):
+        if "delivery_after_up_s" not in r:
+            return ""
+        return (f"peak RSS while down {r['peak_rss_down_mib']} MiB, overall "
                 f"{r['peak_rss_mib']} MiB; delivered "
-                f"{r['delivery_after_up_s']} s after the broker's return"
-                if "delivery_after_up_s" in r else ""))
-            if r["status"] != "ok":
-                rc = 1
-            shutil.rmtree(rwork, ignore_errors=True)
-    return results, rc
+                f"{r['delivery_after_up_s']} s after the broker's return")
+
+    plan = [(kind, run, run, "backlog",
+             f"backlog, {meta['bytes'] / 1e6:,.0f} MB, broker down {a.down_seconds:g} s,", {})
+            for run in range(a.runs)]
+    return run_cases(a, contenders, work, plan, one, measured)
 
 
 # Space the broker needs per corpus byte shipped: zstd batches of the corpora came to
@@ -2385,6 +2320,14 @@ def check_disk(a, cdir, n_contenders):
                              f"--corpus-dir / TMPDIR elsewhere, or a smaller --size")
         log(f"disk: {free / 1e9:.1f} GB free on the file system of {path}, "
             f"{nbytes / 1e9:.1f} GB needed ({', '.join(what)})")
+
+
+# Each mode's loop over runs and contenders, and its report.
+MODE_FUNCS = {"throughput": (throughput_mode, write_report),
+              "live": (live_mode, write_live_report),
+              "idle": (idle_mode, write_idle_report),
+              "backlog": (backlog_mode, write_backlog_report)}
+CHART_MODES = ("throughput", "live", "backlog")     # results.png (chart.py)
 
 
 def make_chart(mode, out_dir, ctx, summary, unavailable):
@@ -2510,9 +2453,8 @@ def main(argv=None):
         for c in contenders:
             ctx["versions"][c.name] = c.version()
             ctx["describe"][c.name] = c.describe()
-        mode = {"throughput": throughput_mode, "live": live_mode, "idle": idle_mode,
-                "backlog": backlog_mode}[a.mode]
-        results, rc = mode(a, ctx, contenders, broker, counter, work, logdir)
+        runner, writer = MODE_FUNCS[a.mode]
+        results, rc = runner(a, ctx, contenders, broker, counter, work, logdir)
         ctx["offsets_method"] = "ListOffsets v1 over a socket" + (
             f"; kcat -Q for {counter.kcat_counts} polls ({counter.fallback_reason})"
             if counter.kcat_counts else "")
@@ -2533,12 +2475,10 @@ def main(argv=None):
             "python": platform.python_version(),
             "bench wall time": f"{time.monotonic() - started:.0f} s"}
         ctx["finished"] = datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
-        writer = {"throughput": write_report, "live": write_live_report,
-                  "idle": write_idle_report, "backlog": write_backlog_report}[a.mode]
         summary = writer(a.out, ctx, results, unavailable)
         log(f"wrote {a.out / 'results.md'} and results.json "
             f"({time.monotonic() - started:.0f} s in all)")
-        if a.mode in ("throughput", "live"):
+        if a.mode in CHART_MODES:
             make_chart(a.mode, a.out, ctx, summary, unavailable)
     except BenchError as e:
         log(f"error: {e}")

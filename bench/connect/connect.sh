@@ -17,29 +17,22 @@
 #   RINGTAIL_CACHE         cache root (default ${XDG_CACHE_HOME:-$HOME/.cache}/ringtail)
 #   KAFKA_MAVEN_REPO       Maven local repository used for resolving (default
 #                          $RINGTAIL_CACHE/m2, the one kafka.sh uses)
-#   KAFKA_LOG4J_VERSION    log4j2 version put on the class path (default below)
+#   KAFKA_LOG4J_VERSION    log4j2 version put on the class path (default: tests/kafka/maven.sh's)
 #   CONNECT_HEAP_OPTS      worker heap (default "-Xms256m -Xmx1g", as the test broker)
 #   CONNECT_OPTS           extra JVM options for the worker
 #   JAVA_HOME              Java to use (default: java on PATH); Kafka 4.x needs 17+
 set -euo pipefail
 
-# The log4j2 version Kafka 4.3.1 itself depends on (as in tests/kafka/kafka.sh).
-# connect-runtime logs through slf4j-api 1.7.36 and brings no binding of its own.
-readonly DEFAULT_LOG4J_VERSION=2.25.4
 readonly MAIN_CLASS=org.apache.kafka.connect.cli.ConnectStandalone
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$here/../.." && pwd)
 prog=connect.sh
 
-cache_root=${RINGTAIL_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/ringtail}
-log4j_version=${KAFKA_LOG4J_VERSION:-$DEFAULT_LOG4J_VERSION}
-maven_repo=${KAFKA_MAVEN_REPO:-$cache_root/m2}
-if [[ -n ${JAVA_HOME:-} ]]; then
-        java=$JAVA_HOME/bin/java
-else
-        java=java
-fi
+# cache_root, log4j_version (default: the one kafka.sh uses), maven_repo, java;
+# check_java_for and maven_resolve: the same as tests/kafka/kafka.sh's
+# shellcheck source=../../tests/kafka/maven.sh
+source "$root/tests/kafka/maven.sh"
 
 tmp_paths=()      # removed on exit, whatever happens
 
@@ -79,20 +72,7 @@ libs=$connect_home/libs
 # ---------------------------------------------------------------------------- java
 
 check_java() {
-        local line major
-        command -v "$java" >/dev/null 2>&1 || die "no java ($java); run packaging/setup.sh"
-        line=$("$java" -version 2>&1 | head -n 1) || die "'$java -version' failed"
-        if [[ $line =~ \"([0-9]+)(\.([0-9]+))? ]]; then
-                major=${BASH_REMATCH[1]}
-                if [[ $major == 1 ]]; then
-                        major=${BASH_REMATCH[3]}
-                fi
-        else
-                die "cannot tell the Java version from: $line"
-        fi
-        if [[ ${version%%.*} -ge 4 && $major -lt 17 ]]; then
-                die "Kafka Connect $version needs Java 17 or newer; $java is $line"
-        fi
+        check_java_for "Kafka Connect $version needs"
 }
 
 # ---------------------------------------------------------------------------- resolve
@@ -103,45 +83,11 @@ is_resolved() {
 }
 
 # Resolves connect-runtime, connect-file, connect-json and log4j2 with their runtime
-# dependencies into $libs. Atomic, as kafka.sh's resolve: Maven writes into a temporary
-# dir beside the cache entry which is renamed into place only when complete; concurrent
-# resolvers of the same version serialize on a lock file. A resolved version never
-# runs Maven again.
+# dependencies into $libs, atomically, as kafka.sh does (tests/kafka/maven.sh). A
+# resolved version never runs Maven again.
 resolve() {
-        is_resolved && return 0
-        command -v mvn >/dev/null 2>&1 || die "no mvn; run packaging/setup.sh"
-        mkdir -p -- "$cache_root"
-        local lock_fd
-        exec {lock_fd}>"$cache_root/.connect-$version.lock"
-        flock -w 1800 "$lock_fd" || die "timed out waiting for another resolve of Connect $version"
-        if is_resolved; then
-                exec {lock_fd}>&-
-                return 0
-        fi
-        # Leftovers of interrupted runs: nobody else holds the lock, so they are dead.
-        rm -rf -- "$cache_root/.connect-$version.tmp."*
-        local tmp
-        tmp=$(mktemp -d "$cache_root/.connect-$version.tmp.XXXXXX")
-        tmp_paths+=("$tmp")
-        chmod 755 -- "$tmp"
-        sed -e "s/@KAFKA_VERSION@/$version/g" -e "s/@LOG4J_VERSION@/$log4j_version/g" \
-                "$here/pom.xml.in" >"$tmp/pom.xml"
-        echo "$prog: resolving Kafka Connect $version from Maven Central into $connect_home" >&2
-        # Maven reports errors on stdout: keep our stdout for the result alone. Debian's
-        # Maven 3.8 prints bare colour resets even with -B -q: drop them.
-        if ! mvn -q -B -Dstyle.color=never -f "$tmp/pom.xml" -Dmaven.repo.local="$maven_repo" \
-                dependency:copy-dependencies 2>&1 |
-                sed -e 's/\x1b\[[0-9;]*m//g' -e '/^$/d' >&2; then
-                die "Maven could not resolve Kafka Connect $version (see above)"
-        fi
-        [[ -f $tmp/libs/connect-runtime-$version.jar ]] ||
-                die "Maven left no connect-runtime-$version.jar"
-        [[ -f $tmp/libs/connect-file-$version.jar ]] ||
-                die "Maven left no connect-file-$version.jar"
-        echo "$version" >"$tmp/VERSION"
-        rm -rf -- "$connect_home"   # an incomplete entry made by hand, if any
-        mv -T -- "$tmp" "$connect_home"
-        exec {lock_fd}>&-
+        maven_resolve "$connect_home" "Kafka Connect $version" is_resolved "$here/pom.xml.in" \
+                "connect-runtime-$version.jar" "connect-file-$version.jar"
 }
 
 # ---------------------------------------------------------------------------- commands

@@ -24,7 +24,7 @@
 #   KAFKA_STOP_TIMEOUT   seconds to wait after SIGTERM before SIGKILL (default 60)
 #   KAFKA_HEAP_OPTS      broker heap (default "-Xms256m -Xmx1g")
 #   KAFKA_OPTS           extra JVM options for the broker
-#   KAFKA_LOG4J_VERSION  log4j2 version put on the class path (default below)
+#   KAFKA_LOG4J_VERSION  log4j2 version put on the class path (default 2.25.4, in maven.sh)
 #   KAFKA_MAVEN_REPO     Maven local repository used for resolving
 #                        (default $RINGTAIL_CACHE/m2)
 #   JAVA_HOME            Java to use (default: java on PATH); Kafka 4.x needs 17+
@@ -34,24 +34,18 @@ set -euo pipefail
 # Central (4.4.0's kafka-tools artifact, with TopicCommand and DumpLogSegments, is not
 # published there). See README.md.
 readonly DEFAULT_KAFKA_VERSION=4.3.1
-# log4j2 version Kafka 4.3.1 itself depends on (through kafka-server).
-readonly DEFAULT_LOG4J_VERSION=2.25.4
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 prog=kafka.sh
 
-cache_root=${RINGTAIL_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/ringtail}
+# cache_root, log4j_version (default 2.25.4), maven_repo, java; check_java_for and
+# maven_resolve, shared with bench/connect/connect.sh
+# shellcheck source=maven.sh
+source "$here/maven.sh"
 state=${KAFKA_STATE_DIR:-/tmp/ringtail-kafka-$(id -u)}
 state=$(realpath -m -- "$state")
 start_timeout=${KAFKA_START_TIMEOUT:-90}
 stop_timeout=${KAFKA_STOP_TIMEOUT:-60}
-log4j_version=${KAFKA_LOG4J_VERSION:-$DEFAULT_LOG4J_VERSION}
-maven_repo=${KAFKA_MAVEN_REPO:-$cache_root/m2}
-if [[ -n ${JAVA_HOME:-} ]]; then
-        java=$JAVA_HOME/bin/java
-else
-        java=java
-fi
 
 # Files of an instance, all inside its state dir.
 marker=$state/.ringtail-kafka   # says "this dir is ours", so stop may rm -rf it
@@ -121,20 +115,7 @@ use_version "$(instance_version)"
 # ---------------------------------------------------------------------------- java
 
 check_java() {
-        local line major
-        command -v "$java" >/dev/null 2>&1 || die "no java ($java); run packaging/setup.sh"
-        line=$("$java" -version 2>&1 | head -n 1) || die "'$java -version' failed"
-        if [[ $line =~ \"([0-9]+)(\.([0-9]+))? ]]; then
-                major=${BASH_REMATCH[1]}
-                if [[ $major -eq 1 ]]; then
-                        major=${BASH_REMATCH[3]}
-                fi
-        else
-                die "cannot tell the Java version from: $line"
-        fi
-        if [[ ${version%%.*} -ge 4 && $major -lt 17 ]]; then
-                die "Kafka $version brokers need Java 17 or newer; $java is $line"
-        fi
+        check_java_for "Kafka $version brokers need"
 }
 
 # ---------------------------------------------------------------------------- resolve
@@ -144,41 +125,11 @@ is_resolved() {
 }
 
 # Resolves org.apache.kafka:kafka_2.13:$version, kafka-tools and log4j2 with their
-# runtime dependencies into $libs. Atomic: Maven writes into a temporary dir beside
-# the cache entry which is renamed into place only when complete; concurrent resolvers
-# of the same version serialize on a lock file. A resolved version never runs Maven.
+# runtime dependencies into $libs, atomically (maven.sh). A resolved version never
+# runs Maven.
 resolve() {
-        is_resolved && return 0
-        command -v mvn >/dev/null 2>&1 || die "no mvn; run packaging/setup.sh"
-        mkdir -p -- "$cache_root"
-        local lock_fd
-        exec {lock_fd}>"$cache_root/.kafka-$version.lock"
-        flock -w 1800 "$lock_fd" || die "timed out waiting for another resolve of Kafka $version"
-        if is_resolved; then
-                exec {lock_fd}>&-
-                return 0
-        fi
-        # Leftovers of interrupted runs: nobody else holds the lock, so they are dead.
-        rm -rf -- "$cache_root/.kafka-$version.tmp."*
-        local tmp
-        tmp=$(mktemp -d "$cache_root/.kafka-$version.tmp.XXXXXX")
-        tmp_paths+=("$tmp")
-        chmod 755 -- "$tmp"
-        sed -e "s/@KAFKA_VERSION@/$version/g" -e "s/@LOG4J_VERSION@/$log4j_version/g" \
-                "$here/pom.xml.in" >"$tmp/pom.xml"
-        echo "$prog: resolving Kafka $version from Maven Central into $kafka_home" >&2
-        # Maven reports errors on stdout: keep our stdout for the result alone. Debian's
-        # Maven 3.8 prints bare colour resets even with -B -q: drop them.
-        if ! mvn -q -B -Dstyle.color=never -f "$tmp/pom.xml" -Dmaven.repo.local="$maven_repo" \
-                dependency:copy-dependencies 2>&1 |
-                sed -e 's/\x1b\[[0-9;]*m//g' -e '/^$/d' >&2; then
-                die "Maven could not resolve Kafka $version (see above)"
-        fi
-        [[ -f $tmp/libs/kafka_2.13-$version.jar ]] || die "Maven left no kafka_2.13-$version.jar"
-        echo "$version" >"$tmp/VERSION"
-        rm -rf -- "$kafka_home"   # an incomplete entry made by hand, if any
-        mv -T -- "$tmp" "$kafka_home"
-        exec {lock_fd}>&-
+        maven_resolve "$kafka_home" "Kafka $version" is_resolved "$here/pom.xml.in" \
+                "kafka_2.13-$version.jar"
 }
 
 # Prints the first of the given class names found in $libs. Class names are stored
