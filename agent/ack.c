@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "agent/ack.h"
+#include "io/rbuf.h"
 
 struct ack_batch {
         struct ack_batch *next;
@@ -22,6 +23,7 @@ struct ack_batch {
         uint32_t records;
         bool covers; /* records or skipped lines: something to seal */
         bool failed;
+        struct rbuf *hold; /* records point into it: kept until all are reported */
 };
 
 struct ack {
@@ -73,6 +75,21 @@ void ack_record(struct ack *a, uint64_t end)
         a->in_flight++;
 }
 
+void ack_hold(struct ack *a, struct rbuf *buf)
+{
+        struct ack_batch *b = a->open;
+        if (b->hold == buf)
+                return;
+        rbuf_put(b->hold);
+        rbuf_get(buf);
+        b->hold = buf;
+}
+
+struct rbuf *ack_held(const struct ack *a)
+{
+        return a->open ? a->open->hold : NULL;
+}
+
 void ack_skip(struct ack *a, uint64_t end)
 {
         struct ack_batch *b = ack_open(a);
@@ -90,8 +107,16 @@ bool ack_end(const struct ack *a, uint64_t *ret_end)
         return true;
 }
 
+/* Every record of a sealed batch is reported: librdkafka has let go of them. */
+static void ack_release(struct ack_batch *b)
+{
+        rbuf_put(b->hold);
+        b->hold = NULL;
+}
+
 static void ack_put(struct ack *a, struct ack_batch *b)
 {
+        ack_release(b);
         b->next = a->spare;
         a->spare = b;
 }
@@ -123,6 +148,8 @@ bool ack_seal(struct ack *a, const struct tail_ckpt *pos)
         }
         b->pos = *pos;
         b->next = NULL;
+        if (b->pending == 0)
+                ack_release(b);
         if (a->tail)
                 a->tail->next = b;
         else
@@ -136,6 +163,8 @@ bool ack_done(struct ack_batch *b, bool ok)
         struct ack *a = b->ack;
         b->pending--;
         a->in_flight--;
+        if (b->pending == 0 && b != a->open)
+                ack_release(b);
         if (!ok) {
                 b->failed = true;
                 a->failed = true;
@@ -184,6 +213,7 @@ static void ack_free_list(struct ack_batch *b)
 {
         while (b) {
                 struct ack_batch *next = b->next;
+                ack_release(b);
                 free(b);
                 b = next;
         }
@@ -195,6 +225,8 @@ void ack_free(struct ack *a)
                 return;
         ack_free_list(a->head);
         ack_free_list(a->spare);
+        if (a->open)
+                ack_release(a->open);
         free(a->open);
         free(a);
 }

@@ -38,6 +38,13 @@ struct ack_batch *ack_open(struct ack *a);
 /* A record ending at file offset end was produced into the open batch. */
 void ack_record(struct ack *a, uint64_t end);
 
+/* The open batch's records point into buf: it holds a reference until every record
+ * of the batch is reported (or the batch is dropped or freed). One buffer per batch:
+ * an open batch that holds another one must be sealed first. */
+struct rbuf;
+void ack_hold(struct ack *a, struct rbuf *buf);
+/* The open batch's buffer, or NULL. */
+struct rbuf *ack_held(const struct ack *a);
 /* A line ending at end needs no record (skipped by policy): the open batch covers it. */
 void ack_skip(struct ack *a, uint64_t end);
 

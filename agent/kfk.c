@@ -81,6 +81,7 @@ struct kfk_shard {
 struct kfk_pending {
         struct kfk_shard *sh;
         int32_t partition;
+        bool borrowed; /* the payloads are the caller's (kfk_produce_borrowed()) */
         unsigned n;
         size_t used;
         rd_kafka_message_t msgs[KFK_PENDING_MAX];
@@ -758,9 +759,9 @@ static int kfk_pending_flush(struct kfk *k)
         }
         rd_kafka_resp_err_t err = RD_KAFKA_RESP_ERR_NO_ERROR;
         unsigned kept = 0;
+        int flags = p->borrowed ? 0 : RD_KAFKA_MSG_F_COPY;
         if (sh->q_msgs + p->n <= sh->q_max_msgs && sh->q_bytes + bytes <= sh->q_max_bytes) {
-                int n = rd_kafka_produce_batch(sh->rkt, p->partition, RD_KAFKA_MSG_F_COPY, p->msgs,
-                                               (int)p->n);
+                int n = rd_kafka_produce_batch(sh->rkt, p->partition, flags, p->msgs, (int)p->n);
                 /* Keep what was refused (not expected: the queue had room), in order. */
                 bool refused = false;
                 for (unsigned i = 0; i < p->n; i++) {
@@ -782,8 +783,8 @@ static int kfk_pending_flush(struct kfk *k)
                 unsigned done = 0;
                 for (; done < p->n; done++) {
                         rd_kafka_message_t *m = &p->msgs[done];
-                        if (rd_kafka_produce(sh->rkt, p->partition, RD_KAFKA_MSG_F_COPY, m->payload,
-                                             m->len, m->key, m->key_len, m->_private) != 0) {
+                        if (rd_kafka_produce(sh->rkt, p->partition, flags, m->payload, m->len,
+                                             m->key, m->key_len, m->_private) != 0) {
                                 err = rd_kafka_last_error();
                                 break;
                         }
@@ -816,8 +817,8 @@ int kfk_flush_pending(struct kfk *k)
         return kfk_pending_flush(k);
 }
 
-int kfk_produce(struct kfk *k, const void *key, size_t key_len, const void *value, size_t value_len,
-                void *msg_opaque)
+static int kfk_take(struct kfk *k, const void *key, size_t key_len, const void *value,
+                    size_t value_len, void *msg_opaque, bool borrowed)
 {
         struct kfk_pending *p = &k->pend;
         int32_t part;
@@ -832,7 +833,7 @@ int kfk_produce(struct kfk *k, const void *key, size_t key_len, const void *valu
                          rd_kafka_err2str(RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE));
                 return -EMSGSIZE;
         }
-        if (key_len + value_len > KFK_PENDING_ARENA / 4) {
+        if (!borrowed && key_len + value_len > KFK_PENDING_ARENA / 4) {
                 /* Large: straight to librdkafka, after what is pending. */
                 int r = kfk_pending_flush(k);
                 if (r < 0)
@@ -845,7 +846,8 @@ int kfk_produce(struct kfk *k, const void *key, size_t key_len, const void *valu
                 return 0;
         }
         if (p->n && (p->sh != sh || p->partition != part || p->n == KFK_PENDING_MAX ||
-                     p->used + key_len + value_len > KFK_PENDING_ARENA)) {
+                     p->borrowed != borrowed ||
+                     (!borrowed && p->used + key_len + value_len > KFK_PENDING_ARENA))) {
                 int r = kfk_pending_flush(k);
                 if (r < 0)
                         return r;
@@ -853,9 +855,17 @@ int kfk_produce(struct kfk *k, const void *key, size_t key_len, const void *valu
         if (p->n == 0) {
                 p->sh = sh;
                 p->partition = part;
+                p->borrowed = borrowed;
         }
         rd_kafka_message_t *m = &p->msgs[p->n++];
         memset(m, 0, sizeof(*m));
+        if (borrowed) {
+                m->payload = (void *)value;
+                m->len = value_len;
+                m->_private = msg_opaque;
+                kfk_routed(k, value_len);
+                return 0;
+        }
         m->payload = p->arena + p->used;
         m->len = value_len;
         if (value_len)
@@ -870,6 +880,17 @@ int kfk_produce(struct kfk *k, const void *key, size_t key_len, const void *valu
         m->_private = msg_opaque;
         kfk_routed(k, key_len + value_len);
         return 0;
+}
+
+int kfk_produce(struct kfk *k, const void *key, size_t key_len, const void *value, size_t value_len,
+                void *msg_opaque)
+{
+        return kfk_take(k, key, key_len, value, value_len, msg_opaque, false);
+}
+
+int kfk_produce_borrowed(struct kfk *k, const void *value, size_t value_len, void *msg_opaque)
+{
+        return kfk_take(k, NULL, 0, value, value_len, msg_opaque, true);
 }
 
 int kfk_produce_hdrs(struct kfk *k, const void *key, size_t key_len, const void *value,

@@ -89,6 +89,11 @@ void kfk_serve(struct kfk *k);
 int kfk_produce(struct kfk *k, const void *key, size_t key_len, const void *value, size_t value_len,
                 void *msg_opaque);
 
+/* kfk_produce() of a value without key that is not copied: it must stay as it is
+ * until its delivery report has been served (or its purge reported). Saves
+ * librdkafka a copy and an allocation twice the size per record. */
+int kfk_produce_borrowed(struct kfk *k, const void *value, size_t value_len, void *msg_opaque);
+
 /* Hands the gathered messages to librdkafka. Returns 0, -ENOBUFS (some wait for
  * room in its queue; kfk_serve() hands them over later), -ENOTRECOVERABLE, -EIO. */
 int kfk_flush_pending(struct kfk *k);

@@ -72,6 +72,7 @@
 #include "io/glob.h"
 #include "io/io.h"
 #include "io/multiline.h"
+#include "io/rbuf.h"
 #include "io/tail.h"
 #include "io/watch.h"
 #include "offsets/off.h"
@@ -80,6 +81,9 @@
 #define DELETED_WAIT_MS 1000u  /* a deleted file read to its end is finished this much later */
 #define TAIL_SCAN_BYTES 65536u /* read.from=end looks this far back for the last newline */
 #define NEVER           UINT64_MAX
+/* Read buffers kept alive by records in flight beyond which lines are copied again
+ * (librdkafka's queues: 16 MiB per producer, at most 4 producers). */
+#define TASK_BORROW_MAX (64u << 20)
 
 #define container_of(p, type, member) ((type *)((char *)(p)-offsetof(type, member)))
 
@@ -559,22 +563,31 @@ static int task_txn_begin(struct task *t)
         return 0;
 }
 
-/* Produces one record of f covering [start, end). Returns 0, or -EAGAIN when it
- * could not be produced (queue full: retried after delivery reports; or failed). */
+/* Produces one record of f covering [start, end); buf is the read buffer data lies
+ * in, or NULL (a joined multiline record). Returns 0, or -EAGAIN when it could not be
+ * produced (queue full: retried after delivery reports; or failed). */
 static int tfile_produce(struct tfile *f, const char *data, size_t len, uint64_t start,
-                         uint64_t end)
+                         uint64_t end, struct rbuf *buf)
 {
         struct task *t = f->task;
-        struct ack_batch *b = ack_open(f->ack);
-        if (!b) {
-                task_fail(t, "out of memory");
-                return -EAGAIN;
-        }
         const void *v;
         size_t vlen;
         if (conv_string(t->vconv, data, len, &v, &vlen) < 0) {
                 task_fail(t, "out of memory converting a line");
                 tfile_seal(f);
+                return -EAGAIN;
+        }
+        /* A value that is the line itself, unkeyed and without headers, goes to
+         * librdkafka uncopied: its batch keeps the read buffer (see io/rbuf.h), up
+         * to a bound on buffers kept that way. */
+        bool borrow = buf && !t->key_path && !t->key_host && !t->headers &&
+                      (const char *)v >= data && (const char *)v + vlen <= data + len &&
+                      rbuf_retired_bytes() < TASK_BORROW_MAX;
+        if (borrow && ack_held(f->ack) && ack_held(f->ack) != buf)
+                tfile_seal(f); /* a batch holds one buffer */
+        struct ack_batch *b = ack_open(f->ack);
+        if (!b) {
+                task_fail(t, "out of memory");
                 return -EAGAIN;
         }
         const char *key = NULL;
@@ -600,7 +613,13 @@ static int tfile_produce(struct tfile *f, const char *data, size_t len, uint64_t
                 tfile_seal(f);
                 return -EAGAIN;
         }
-        int r = kfk_produce_hdrs(t->kfk, key, klen, v, vlen, h, nh, b);
+        int r;
+        if (borrow) {
+                ack_hold(f->ack, buf);
+                r = kfk_produce_borrowed(t->kfk, v, vlen, b);
+        } else {
+                r = kfk_produce_hdrs(t->kfk, key, klen, v, vlen, h, nh, b);
+        }
         if (r < 0) {
                 tfile_seal(f);
                 if (r == -ENOBUFS) {
@@ -635,7 +654,7 @@ static int tfile_emit_ml(struct tfile *f)
         struct ml_record rec;
         if (!f->ml || !ml_pending(f->ml, &rec))
                 return 0;
-        if (tfile_produce(f, rec.data, rec.len, rec.start, rec.end) < 0)
+        if (tfile_produce(f, rec.data, rec.len, rec.start, rec.end, NULL) < 0)
                 return -EAGAIN;
         ml_clear(f->ml);
         return 0;
@@ -692,7 +711,7 @@ static int task_line(void *userdata, const struct frame_line *line)
         }
         if (piece && tfile_emit_ml(f) < 0)
                 return -EAGAIN;
-        if (tfile_produce(f, line->data, line->len, start, line->end) < 0)
+        if (tfile_produce(f, line->data, line->len, start, line->end, line->buf) < 0)
                 return -EAGAIN;
         if ((line->flags & FRAME_F_SPLIT) && !f->in_split)
                 t->st.split++;
@@ -2124,8 +2143,13 @@ size_t task_drain(struct task *t, int timeout_ms)
 void task_close(struct task *t)
 {
         t->closing = true;
-        if (t->kfk)
+        if (t->kfk) {
                 (void)io_cancel(t->env->loop, &t->kfk_op);
+                /* Before the files: records librdkafka still has may point into
+                 * their read buffers (io/rbuf.h), which their batches keep. */
+                kfk_free(t->kfk);
+                t->kfk = NULL;
+        }
         while (t->files)
                 tfile_free(t, t->files);
         while (t->dirs) {

@@ -26,9 +26,12 @@
 #include <string.h>
 
 #include "io/frame.h"
+#include "io/rbuf.h"
 
 struct frame {
-        char *buf;
+        struct rbuf *rb; /* the buffer; others may hold it (see frame_space()) */
+        char *buf;       /* rbuf_data(rb) */
+        bool fresh;      /* frame_reset(): the next read starts at buf[0] */
         size_t cap, read_size, max_line;
         size_t start, scan, fill;
         size_t valid_from; /* lowest index whose file offset is next_off - (fill - j) */
@@ -49,11 +52,12 @@ int frame_new(size_t read_size, size_t max_line, enum frame_long_policy policy, 
         if (!f)
                 return -ENOMEM;
         f->cap = max_line + read_size + 1;
-        f->buf = malloc(f->cap);
-        if (!f->buf) {
+        f->rb = rbuf_new(f->cap);
+        if (!f->rb) {
                 free(f);
                 return -ENOMEM;
         }
+        f->buf = rbuf_data(f->rb);
         f->read_size = read_size;
         f->max_line = max_line;
         f->policy = policy;
@@ -66,7 +70,7 @@ void frame_free(struct frame *f)
 {
         if (!f)
                 return;
-        free(f->buf);
+        rbuf_retire(f->rb);
         free(f);
 }
 
@@ -77,13 +81,34 @@ void frame_reset(struct frame *f, uint64_t offset)
         f->splitting = false;
         f->discarding = false;
         f->keep = 0;
+        f->fresh = true;
 }
 
 void frame_space(struct frame *f, char **ret_buf, size_t *ret_len)
 {
-        if (f->cap - f->fill < f->read_size && f->start > 0) {
+        bool compact = f->cap - f->fill < f->read_size && f->start > 0;
+        bool moved = false;
+        if ((compact || f->fresh) && rbuf_shared(f->rb)) {
+                /* Returned lines still borrowed from this buffer must stay as they
+                 * are: the held bytes go to the front of a new one instead. */
+                struct rbuf *nb = rbuf_new(f->cap);
+                if (!nb) {
+                        *ret_buf = f->buf + f->fill;
+                        *ret_len = 0; /* no read until the borrowers let go */
+                        return;
+                }
+                memcpy(rbuf_data(nb), f->buf + f->start, f->fill - f->start);
+                rbuf_retire(f->rb);
+                f->rb = nb;
+                f->buf = rbuf_data(nb);
+                moved = true;
+        } else if (compact) {
+                memmove(f->buf, f->buf + f->start, f->fill - f->start);
+                moved = true;
+        }
+        f->fresh = false;
+        if (moved) {
                 size_t held = f->fill - f->start;
-                memmove(f->buf, f->buf + f->start, held);
                 f->scan -= f->start;
                 f->valid_from = f->valid_from > f->start ? f->valid_from - f->start : 0;
                 f->fill = held;
@@ -109,6 +134,7 @@ static void frame_emit(struct frame *f, size_t len, size_t consumed, unsigned fl
                        struct frame_line *ret_line)
 {
         ret_line->data = f->buf + f->start;
+        ret_line->buf = f->rb;
         ret_line->len = len;
         ret_line->end = frame_offset_of(f, f->start + consumed);
         ret_line->flags = flags;
@@ -134,6 +160,7 @@ static bool frame_next_discarding(struct frame *f, struct frame_line *ret_line)
         uint64_t end = frame_offset_of(f, after_nl);
         unsigned flags = f->policy == FRAME_LONG_SKIP ? FRAME_F_SKIPPED : FRAME_F_TRUNCATED;
         ret_line->data = f->buf + f->start;
+        ret_line->buf = f->rb;
         ret_line->len = f->keep;
         ret_line->end = end;
         ret_line->flags = flags;
@@ -203,6 +230,7 @@ bool frame_flush(struct frame *f, struct frame_line *ret_line)
                 /* The over-long line ends here without a newline. */
                 unsigned flags = f->policy == FRAME_LONG_SKIP ? FRAME_F_SKIPPED : FRAME_F_TRUNCATED;
                 ret_line->data = f->buf + f->start;
+                ret_line->buf = f->rb;
                 ret_line->len = f->keep;
                 ret_line->end = frame_offset_of(f, f->fill);
                 ret_line->flags = flags | FRAME_F_PARTIAL;

@@ -18,7 +18,10 @@
  *             FRAME_F_TRUNCATED and end past the newline; the rest is never held;
  *   skip      a zero-length line with FRAME_F_SKIPPED and end past the newline,
  *             so the caller can count it and move the checkpoint past it.
- * Memory is fixed at creation: max_line + read_size + 1 bytes.
+ * Memory: one buffer of max_line + read_size + 1 bytes. A caller may keep returned
+ * lines beyond the next frame_space() by holding a reference to their buffer (struct
+ * rbuf): frame_space() then moves to a new buffer rather than write over them, and
+ * the old one goes when the last reference does.
  *
  * Not thread-safe; a frame belongs to the tailer of one file.
  */
@@ -43,8 +46,12 @@ enum {
 
 struct frame;
 
+struct rbuf;
+
 struct frame_line {
-        const char *data; /* borrowed; valid until the next frame_space()/reset/free */
+        const char *data; /* borrowed; valid until the next frame_space()/reset/free,
+                           * or for as long as a reference to buf is held */
+        struct rbuf *buf; /* the buffer data lies in (rbuf_get() to keep it) */
         size_t len;       /* without the terminator */
         uint64_t end;     /* file offset just past the line (and its terminator) */
         unsigned flags;   /* FRAME_F_* */

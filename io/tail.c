@@ -352,6 +352,11 @@ static void tail_read(struct tail *t)
         size_t len;
 
         frame_space(t->frame, &buf, &len);
+        if (len == 0) {
+                /* Only when a new buffer was needed and none could be had. */
+                tail_fail(t, -ENOMEM);
+                return;
+        }
         t->op.cb = tail_read_cb;
         t->want = len;
         t->wake_pending = false;

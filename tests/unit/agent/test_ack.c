@@ -14,6 +14,7 @@
 #include <cmocka.h>
 
 #include "agent/ack.h"
+#include "io/rbuf.h"
 
 static struct tail_ckpt at(uint64_t off)
 {
@@ -153,6 +154,64 @@ static void test_failure_pins_position(void **state)
 
 /* Random batch sizes, seals interleaved with reports in random order, against the
  * model, for many seeds. */
+/* A batch whose records point into a read buffer keeps it until every record is
+ * reported and the batch is sealed, whatever the outcome, or dropped, or freed. */
+static void test_hold_released_when_reported(void **state)
+{
+        (void)state;
+        struct ack *a;
+        assert_int_equal(ack_new(NULL, NULL, &a), 0);
+        struct rbuf *r = rbuf_new(16);
+        assert_non_null(r);
+
+        struct ack_batch *b = ack_open(a);
+        ack_hold(a, r);
+        ack_hold(a, r); /* the same buffer again: one reference */
+        assert_ptr_equal(ack_held(a), r);
+        ack_record(a, 10);
+        ack_record(a, 20);
+        assert_false(ack_done(b, true)); /* reported while open: still held */
+        assert_true(rbuf_shared(r));
+        seal(a);
+        assert_null(ack_held(a));
+        assert_true(rbuf_shared(r)); /* one record in flight */
+        assert_true(ack_done(b, true));
+        assert_false(rbuf_shared(r));
+
+        b = ack_open(a); /* every record reported before the seal */
+        ack_hold(a, r);
+        ack_record(a, 30);
+        assert_false(ack_done(b, true));
+        assert_true(rbuf_shared(r));
+        seal(a);
+        assert_false(rbuf_shared(r));
+        assert_int_equal(ack_position(a)->offset, 30);
+
+        b = ack_open(a); /* a failed record lets go too */
+        ack_hold(a, r);
+        ack_record(a, 40);
+        seal(a);
+        assert_false(ack_done(b, false));
+        assert_false(rbuf_shared(r));
+
+        (void)ack_open(a); /* an empty batch is dropped */
+        ack_hold(a, r);
+        assert_true(rbuf_shared(r));
+        assert_false(ack_seal(a, NULL));
+        assert_false(rbuf_shared(r));
+
+        (void)ack_open(a); /* freed with a record unreported (purged) */
+        ack_hold(a, r);
+        ack_record(a, 50);
+        seal(a);
+        (void)ack_open(a);
+        ack_hold(a, r);
+        assert_true(rbuf_shared(r));
+        ack_free(a);
+        assert_false(rbuf_shared(r));
+        rbuf_put(r);
+}
+
 static void test_random_orders(void **state)
 {
         (void)state;
@@ -232,6 +291,7 @@ int main(void)
                 cmocka_unit_test(test_skip_only_batch),
                 cmocka_unit_test(test_failure_pins_position),
                 cmocka_unit_test(test_random_orders),
+                cmocka_unit_test(test_hold_released_when_reported),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -16,6 +16,7 @@
 #include <cmocka.h>
 
 #include "io/frame.h"
+#include "io/rbuf.h"
 
 struct got {
         char data[64][256];
@@ -267,6 +268,101 @@ static void test_bytes_before(void **state)
         frame_free(f);
 }
 
+/* Lines kept by a reference to their buffer survive the frame's reuse of its space
+ * (compaction, reset): it moves to a new buffer, and the old one goes with the last
+ * reference. Unreferenced, the frame keeps compacting in place. */
+static void test_borrowed_lines_survive(void **state)
+{
+        (void)state;
+        struct frame *f;
+        assert_int_equal(frame_new(8, 8, FRAME_LONG_SPLIT, 0, &f), 0); /* 17-byte buffer */
+        char *buf;
+        size_t room;
+        frame_space(f, &buf, &room);
+        assert_int_equal(room, 8);
+        memcpy(buf, "ab\ncd\nef", 8);
+        frame_filled(f, 8);
+        struct frame_line a, b;
+        assert_true(frame_next(f, &a));
+        assert_true(frame_next(f, &b));
+        assert_memory_equal(a.data, "ab", 2);
+        struct rbuf *held = a.buf;
+        assert_ptr_equal(b.buf, held);
+        rbuf_get(held);
+        const char *kept = b.data; /* "cd" */
+
+        /* Fill until the next frame_space() must compact: it cannot, in place. */
+        frame_space(f, &buf, &room);
+        memcpy(buf, "gh\nijklm", 8);
+        frame_filled(f, 8);
+        struct frame_line l;
+        assert_true(frame_next(f, &l));
+        assert_int_equal(l.len, 4);
+        assert_memory_equal(l.data, "efgh", 4);
+        assert_false(frame_next(f, &l));
+        frame_space(f, &buf, &room); /* 17 - 16 < 8 and start > 0: compaction */
+        assert_int_equal(rbuf_retired_bytes(), 17);
+        assert_memory_equal(kept, "cd", 2);
+        memcpy(buf, "n\nZZZZZZ", 8);
+        frame_filled(f, 8);
+        assert_true(frame_next(f, &l));
+        assert_int_equal(l.len, 6);
+        assert_memory_equal(l.data, "ijklmn", 6);
+        assert_ptr_not_equal(l.buf, held);
+        assert_memory_equal(kept, "cd", 2); /* untouched */
+        rbuf_put(held);
+        assert_int_equal(rbuf_retired_bytes(), 0);
+
+        /* Reset while referenced: the next read goes to a new buffer. */
+        struct rbuf *cur = l.buf;
+        rbuf_get(cur);
+        const char *kept2 = l.data;
+        frame_reset(f, 100);
+        frame_space(f, &buf, &room);
+        memcpy(buf, "xy\n", 3);
+        frame_filled(f, 3);
+        assert_true(frame_next(f, &l));
+        assert_memory_equal(l.data, "xy", 2);
+        assert_int_equal(l.end, 103);
+        assert_memory_equal(kept2, "ijklmn", 6);
+        assert_ptr_not_equal(l.buf, cur);
+        rbuf_put(cur);
+        assert_int_equal(rbuf_retired_bytes(), 0);
+
+        /* Unreferenced: compaction in place, the same buffer. */
+        struct rbuf *same = l.buf;
+        for (int i = 0; i < 10; i++) {
+                frame_space(f, &buf, &room);
+                memcpy(buf, "0123456\n", 8);
+                frame_filled(f, 8);
+                assert_true(frame_next(f, &l));
+                assert_ptr_equal(l.buf, same);
+        }
+        frame_free(f);
+        assert_int_equal(rbuf_retired_bytes(), 0);
+}
+
+/* frame_free() with a line still referenced: the buffer stays until released. */
+static void test_borrowed_after_free(void **state)
+{
+        (void)state;
+        struct frame *f;
+        assert_int_equal(frame_new(64, 64, FRAME_LONG_SPLIT, 0, &f), 0);
+        char *buf;
+        size_t room;
+        frame_space(f, &buf, &room);
+        memcpy(buf, "hello\n", 6);
+        frame_filled(f, 6);
+        struct frame_line l;
+        assert_true(frame_next(f, &l));
+        rbuf_get(l.buf);
+        frame_free(f);
+        assert_int_equal(rbuf_retired_bytes(), 129);
+        assert_memory_equal(l.data, "hello", 5); /* ASan: no use after free */
+        rbuf_put(l.buf);
+        assert_int_equal(rbuf_retired_bytes(), 0);
+}
+
 static void test_bad_args(void **state)
 {
         (void)state;
@@ -290,6 +386,8 @@ int main(void)
                 cmocka_unit_test(test_long_skip),
                 cmocka_unit_test(test_reset_and_offsets),
                 cmocka_unit_test(test_bytes_before),
+                cmocka_unit_test(test_borrowed_lines_survive),
+                cmocka_unit_test(test_borrowed_after_free),
                 cmocka_unit_test(test_bad_args),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
