@@ -94,7 +94,7 @@ void frame_space(struct frame *f, char **ret_buf, size_t *ret_len)
                 struct rbuf *nb = rbuf_new(f->cap);
                 if (!nb) {
                         *ret_buf = f->buf + f->fill;
-                        *ret_len = 0; /* no read until the borrowers let go */
+                        *ret_len = 0; /* out of memory: the tailer fails the file */
                         return;
                 }
                 memcpy(rbuf_data(nb), f->buf + f->start, f->fill - f->start);

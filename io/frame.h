@@ -72,9 +72,11 @@ int frame_new(size_t read_size, size_t max_line, enum frame_long_policy policy, 
 /* Drops everything buffered; the next read goes to offset (truncation, restart). */
 void frame_reset(struct frame *f, uint64_t offset);
 
-/* Room for the next read: *ret_buf, *ret_len (> 0, at most read_size). Call only after
- * frame_next() returned false. Moves the held partial line to the buffer's front;
- * invalidates line pointers returned before. */
+/* Room for the next read: *ret_buf, *ret_len (at most read_size; 0 only when a new
+ * buffer was needed and could not be allocated). Call only after frame_next()
+ * returned false. Moves the held partial line to the buffer's front (to a new buffer
+ * if the old one is held); invalidates line pointers returned before, except those
+ * whose buffer is held. */
 void frame_space(struct frame *f, char **ret_buf, size_t *ret_len);
 
 /* n bytes (n <= the length frame_space() gave) were read into the space. */
