@@ -859,25 +859,22 @@ static int kfk_take(struct kfk *k, const void *key, size_t key_len, const void *
         }
         rd_kafka_message_t *m = &p->msgs[p->n++];
         memset(m, 0, sizeof(*m));
-        if (borrowed) {
-                m->payload = (void *)value;
-                m->len = value_len;
-                m->_private = msg_opaque;
-                kfk_routed(k, value_len);
-                return 0;
-        }
-        m->payload = p->arena + p->used;
         m->len = value_len;
-        if (value_len)
-                memcpy(m->payload, value, value_len);
-        p->used += value_len;
-        if (key) {
-                m->key = p->arena + p->used;
-                m->key_len = key_len;
-                memcpy(m->key, key, key_len);
-                p->used += key_len;
-        }
         m->_private = msg_opaque;
+        if (borrowed) {
+                m->payload = (void *)value; /* kfk_produce_borrowed(): no key */
+        } else {
+                m->payload = p->arena + p->used;
+                if (value_len)
+                        memcpy(m->payload, value, value_len);
+                p->used += value_len;
+                if (key) {
+                        m->key = p->arena + p->used;
+                        m->key_len = key_len;
+                        memcpy(m->key, key, key_len);
+                        p->used += key_len;
+                }
+        }
         kfk_routed(k, key_len + value_len);
         return 0;
 }

@@ -583,7 +583,8 @@ static int tfile_produce(struct tfile *f, const char *data, size_t len, uint64_t
         bool borrow = buf && !t->key_path && !t->key_host && !t->headers &&
                       (const char *)v >= data && (const char *)v + vlen <= data + len &&
                       rbuf_retired_bytes() < TASK_BORROW_MAX;
-        if (borrow && ack_held(f->ack) && ack_held(f->ack) != buf)
+        struct rbuf *held = ack_held(f->ack);
+        if (borrow && held && held != buf)
                 tfile_seal(f); /* a batch holds one buffer */
         struct ack_batch *b = ack_open(f->ack);
         if (!b) {
