@@ -67,8 +67,9 @@ int kfk_producer_new(const struct kfk_conf *conf, char *errbuf, size_t errlen,
  * or keyed one. Several producers spread compression (the dominant cost, done by a
  * producer's broker threads) over cores. Each owns a fixed set of partitions
  * (partition % producers), so order within a partition and idempotence hold; records
- * go to one partition for sticky_records records (default 10000), 1 MB or 10 ms,
- * whichever comes first, then to the next, round robin, so consecutive batches
+ * go to one partition for sticky_records records (default 10000), 1 MB or
+ * sticky.partitioning.linger.ms (librdkafka's: 2 x linger.ms unless set), whichever
+ * comes first, then to the next, round robin, so consecutive batches
  * belong to different producers. */
 unsigned kfk_producers(const struct kfk *k);
 

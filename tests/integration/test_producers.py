@@ -8,6 +8,8 @@ per producer; a partition's batches all carry the same one)."""
 import collections
 import re
 
+import pytest
+
 import harness
 from test_tailsource import append, finish, lines_of, start
 
@@ -49,3 +51,30 @@ def test_keyed_records_use_one_producer(tmp_path, bootstrap, topic):
     msgs = finish(rt, bootstrap, topic, lines, groups=[lines])
     assert "producers, each owning" not in rt.output()
     assert {k for _, _, k, _ in msgs} == {str(app).encode()}
+
+
+@pytest.mark.parametrize("sticky_ms", ["0", "600000"])
+def test_slow_source_sticky_linger(tmp_path, kafka_broker, topic, sticky_ms):
+    """A slow source stays on a partition for librdkafka's sticky.partitioning.linger.ms
+    (2 x linger.ms unless set, as librdkafka's own sticky partitioner), then moves to the
+    next: with 0 every read goes to the next partition, with ten minutes a few reads all
+    go to one. Each line is appended once the previous one is in Kafka, so it is a read of
+    its own. (The first line goes to partition 0 before the partition count is known.)"""
+    bootstrap = kafka_broker["bootstrap"]
+    harness.kafka("create-topic", topic, "6", env=kafka_broker["env"])
+    app = tmp_path / "app.log"
+    app.write_bytes(b"")
+    rt = start(tmp_path, bootstrap, topic, str(app), producers="2",
+               worker={"producer.sticky.partitioning.linger.ms": sticky_ms})
+    rt.wait_for_log(r"2 producers, each owning every 2-th partition")
+    lines = []
+    for i in range(6):
+        lines += append(app, lines_of("s", 1, first=i))
+        harness.wait_for_count(bootstrap, topic, i + 1, rt=rt)
+    msgs = finish(rt, bootstrap, topic, lines, groups=[lines])
+    part_of = {v: p for p, _, _, v in msgs}
+    parts = [part_of[l] for l in lines]
+    if sticky_ms == "0":
+        assert all(b == (a + 1) % 6 for a, b in zip(parts[1:], parts[2:])), parts
+    else:
+        assert len(set(parts)) == 1, parts
