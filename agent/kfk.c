@@ -475,9 +475,13 @@ static int kfk_shard_open(struct kfk_shard *sh, char *errbuf, size_t errlen)
         sh->q_max_msgs = kfk_conf_u64(sh->rk, "queue.buffering.max.messages", 100000);
         sh->q_max_bytes = kfk_conf_u64(sh->rk, "queue.buffering.max.kbytes", 1048576) * 1024;
         sh->max_msg = kfk_conf_u64(sh->rk, "message.max.bytes", 1000000);
+        /* A topic handle given a configuration takes it as it is: one made with
+         * rd_kafka_topic_conf_new() would drop every topic-level setting made on rc
+         * (message.timeout.ms=0, compression.level, the user's producer.* ones), so
+         * each handle's configuration starts from the producer's default one. */
         rd_kafka_topic_conf_t *dtc = NULL;
         if (k->n_shards > 1 && sh->idx == 0) {
-                dtc = rd_kafka_topic_conf_new();
+                dtc = rd_kafka_default_topic_conf_dup(sh->rk);
                 if (!dtc)
                         return -ENOMEM;
                 rd_kafka_topic_conf_set_partitioner_cb(dtc, kfk_shard0_partitioner);
@@ -491,7 +495,7 @@ static int kfk_shard_open(struct kfk_shard *sh, char *errbuf, size_t errlen)
         }
         if (conf->offsets_topic) {
                 /* Java's partitioner for keyed records, as Connect's offsets writer. */
-                rd_kafka_topic_conf_t *tc = rd_kafka_topic_conf_new();
+                rd_kafka_topic_conf_t *tc = rd_kafka_default_topic_conf_dup(sh->rk);
                 if (!tc || rd_kafka_topic_conf_set(tc, "partitioner", "murmur2_random", why,
                                                    sizeof(why)) != RD_KAFKA_CONF_OK) {
                         rd_kafka_topic_conf_destroy(tc);

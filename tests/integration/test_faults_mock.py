@@ -17,6 +17,7 @@ shortens the outage ringtail sees). message.timeout.ms stays 0 (ringtail's defau
 a finite one would turn an outage into given-up records."""
 import collections
 import re
+import subprocess
 import time
 from pathlib import Path
 
@@ -26,7 +27,7 @@ import harness
 from harness import Ringtail
 from logwriter import LineWriter, multiset_diff, settle
 from mock import MockCluster, mock_cluster  # noqa: F401 (a fixture)
-from test_tailsource import _log_tail, finish, start, wait_lines
+from test_tailsource import _log_tail, append, finish, lines_of, start, wait_lines
 
 pytestmark = pytest.mark.usefixtures("ringtail_bin")
 
@@ -291,3 +292,36 @@ def test_memory_bounded_while_all_brokers_down(tmp_path, mock_cluster,  # noqa: 
         f"ringtail's peak RSS grew by {(peak_down - base) / 1024:.1f} MiB while every broker "
         f"was down (bound {RSS_GROWTH_KIB / 1024:.0f} MiB, buffer.memory 1 MiB)")
     assert c >= len(lines)
+
+
+# ---------------------------------------------------------------------------
+# Producer settings
+
+
+def test_first_of_several_producers_keeps_topic_settings(tmp_path, mock_cluster):  # noqa: F811
+    """librdkafka keeps some producer settings per topic handle (message.timeout.ms,
+    compression.level, request.timeout.ms): with several producers the first one's
+    handle used to be made from librdkafka's defaults, so it never saw ringtail's
+    message.timeout.ms=0 (its records failed after librdkafka's 300 s) nor zstd level 1
+    (it compressed at level 3), nor the user's producer.* settings of that kind. Here
+    every broker is down from the start, so ringtail never learns the partition count
+    and every record goes to the first producer (kfk.c, kfk_route()). With
+    producer.delivery.timeout.ms=2000 its records fail after 2 s: the task fails
+    naming the error and the process exits 1. With librdkafka's 300 s the process
+    would still be waiting when rt.wait() gives up."""
+    mc = cluster(mock_cluster)
+    mc.cmd("down -1")
+    app = tmp_path / "app.log"
+    append(app, lines_of("d", 10))
+    rt = start(tmp_path, mc.bootstrap, TOPIC, str(app),
+               worker={**FAST_RECONNECT, "producer.delivery.timeout.ms": "2000"},
+               producers="2")
+    try:
+        rc = rt.wait(60)
+    except subprocess.TimeoutExpired:
+        rc = None
+    assert rc == 1, f"ringtail did not give up on its records in 60 s{_log_tail(rt)}"
+    out = rt.output()
+    assert "2 producers" in out, _log_tail(rt)
+    assert f"Kafka did not acknowledge a record of '{app}'" in out, _log_tail(rt)
+    assert "Message timed out" in out, _log_tail(rt)
