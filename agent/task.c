@@ -2094,8 +2094,9 @@ int task_new(const struct task_env *env, const struct cfg *conn, char *errbuf, s
         if (r < 0)
                 goto fail;
         if (kfk_producers(t->kfk) > 1)
-                log_info("task '%s': %u producers, each owning every %u-th partition of '%s'",
-                         t->name, kfk_producers(t->kfk), kfk_producers(t->kfk), t->topic);
+                log_info("task '%s': %u producers, each owning the partitions p of '%s' with "
+                         "p mod %u equal to its index",
+                         t->name, kfk_producers(t->kfk), t->topic, kfk_producers(t->kfk));
         t->kfk_op.cb = task_kfk_ready;
         r = io_poll(env->loop, &t->kfk_op, kfk_event_fd(t->kfk), POLLIN);
         if (r < 0) {
