@@ -152,8 +152,6 @@ static void test_failure_pins_position(void **state)
         ack_free(a);
 }
 
-/* Random batch sizes, seals interleaved with reports in random order, against the
- * model, for many seeds. */
 /* A batch whose records point into a read buffer keeps it until every record is
  * reported and the batch is sealed, whatever the outcome, or dropped, or freed. */
 static void test_hold_released_when_reported(void **state)
@@ -212,6 +210,8 @@ static void test_hold_released_when_reported(void **state)
         rbuf_put(r);
 }
 
+/* Random batch sizes, seals interleaved with reports in random order, against the
+ * model, for many seeds. */
 static void test_random_orders(void **state)
 {
         (void)state;
