@@ -5,7 +5,8 @@
  *
  * A producer is librdkafka's idempotent producer (enable.idempotence=true,
  * acks=all) with compression.type=zstd, no message timeout (an outage is waited
- * out; the file is the buffer) and a 16 MiB queue bound, then the worker's
+ * out; the file is the buffer) and a queue bound (the connector's buffer.memory,
+ * shared by the producers), then the worker's
  * producer.* keys and the connector's producer.override.* keys, given to librdkafka
  * unchanged except for the Java producer names it lacks (buffer.memory,
  * max.request.size, delivery.timeout.ms), which are translated.

@@ -82,7 +82,7 @@
 #define TAIL_SCAN_BYTES 65536u /* read.from=end looks this far back for the last newline */
 #define NEVER           UINT64_MAX
 /* Read buffers kept alive by records in flight beyond which lines are copied again
- * (librdkafka's queues: 16 MiB per producer, at most 4 producers). */
+ * (librdkafka's queues: buffer.memory, 12 MiB unless set, shared by the producers). */
 #define TASK_BORROW_MAX (64u << 20)
 
 #define container_of(p, type, member) ((type *)((char *)(p)-offsetof(type, member)))

@@ -116,7 +116,8 @@ DEFAULT_SHARED_PRODUCER = "linger.ms=20,batch.num.messages=10000,compression.lev
 RINGTAIL_PRODUCER_DEFAULTS = {"enable.idempotence": "true", "acks": "all",
                               "compression.type": "zstd", "compression.level": "1",
                               "message.timeout.ms": "0",
-                              "queue.buffering.max.kbytes": "16384 per producer",
+                              "queue.buffering.max.kbytes": "12288 shared by the producers "
+                                                              "(the connector's buffer.memory)",
                               "queue.buffering.max.messages": "25000 per producer",
                               "reconnect.backoff.max.ms": "1000"}
 

@@ -499,7 +499,7 @@ static const struct cfg_def tail_source_defs[] = {
              "send a joined record when no line followed it for this long"),
         INT("max.open.files", "1024", 1, 1024 * 1024,
             "most files open at once; idle ones are closed first"),
-        LONG("buffer.memory", "16777216", 1024, INT64_MAX,
+        LONG("buffer.memory", "12582912", 1024, INT64_MAX,
              "bytes of records waiting for Kafka; reading pauses at the cap"),
         BOOL("headers.source", "false",
              "add headers file.path, file.offset (of the line) and host.name to each record"),

@@ -325,3 +325,48 @@ def test_first_of_several_producers_keeps_topic_settings(tmp_path, mock_cluster)
     assert "2 producers" in out, _log_tail(rt)
     assert f"Kafka did not acknowledge a record of '{app}'" in out, _log_tail(rt)
     assert "Message timed out" in out, _log_tail(rt)
+
+
+def partition_end(bootstrap, topic, partition):
+    """The end offset of one partition (kcat -Q asks only that partition's leader)."""
+    r = subprocess.run(["kcat", "-Q", "-b", bootstrap, "-t", f"{topic}:{partition}:-1"],
+                       capture_output=True, text=True, timeout=60)
+    m = re.search(rf"\[{partition}\] offset (-?\d+)", r.stdout)
+    return max(0, int(m.group(1))) if m else 0
+
+
+def test_full_producer_does_not_hold_up_the_others(tmp_path, mock_cluster):  # noqa: F811
+    """Two producers: the first owns partition 0 (led by broker 1), the second
+    partition 1 (broker 2); buffer.memory=1048576, 512 KiB each. Broker 1 goes down and
+    50,000 lines of 100 bytes are appended. The first producer's queue fills with at
+    most 512 KiB of them (5,242 lines); every other line goes to partition 1 while
+    broker 1 is still down (kfk.c, kfk_pending_reroute()). Before, reading waited for
+    the full producer: partition 1 got at most the sticky runs read before it filled
+    (~10,000 lines). Broker 1 comes back: every line exactly once, in file order within
+    each partition."""
+    mc = mock_cluster(brokers=2, topics={TOPIC: 2})
+    for p in range(2):
+        mc.cmd(f"leader {TOPIC} {p} {p + 1}")
+    app = tmp_path / "app.log"
+    w = LineWriter(app, "r", line_bytes=LINE)
+    w.write_now(1000)
+    rt = start(tmp_path, mc.bootstrap, TOPIC, str(app), worker=FAST_RECONNECT,
+               producers="2", **{"buffer.memory": "1048576"})
+    wait_lines(mc.bootstrap, TOPIC, w.lines, rt)
+    before = partition_end(mc.bootstrap, TOPIC, 1)
+    mc.cmd("down 1")
+    w.write_now(50000)
+    lines = w.stop()
+    stuck = (1048576 // 2) // LINE  # the first producer's queue, in lines
+    want = before + 50000 - stuck
+    deadline = time.monotonic() + 60
+    while (got := partition_end(mc.bootstrap, TOPIC, 1)) < want and rt.proc.poll() is None \
+            and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert rt.proc.poll() is None, f"ringtail exited while broker 1 was down{_log_tail(rt)}"
+    assert got >= want, (f"with broker 1 down, partition 1 holds {got - before} of the 50,000 "
+                         f"new lines; at least {50000 - stuck} expected (all but what the "
+                         f"first producer's queue holds){_log_tail(rt)}")
+    assert "2 producers" in rt.output(), _log_tail(rt)
+    mc.cmd("up 1")
+    finish(rt, mc.bootstrap, TOPIC, lines, groups=[lines])
