@@ -501,7 +501,7 @@ class MockBroker:
                     raise
                 time.sleep(0.05)
 
-    def warm_up(self, workdir, corpus_path, nbytes):
+    def warm_up(self, workdir, corpus_paths, nbytes, rounds):
         self.run.log("no warm-up against the mock cluster (no JIT, a new process per run)")
 
     def down(self):

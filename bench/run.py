@@ -104,6 +104,9 @@ import kafkawire  # noqa: E402
 GIB = 1 << 30
 POLL_S = 0.02
 CLK_TCK = os.sysconf("SC_CLK_TCK")
+# The broker's JIT is taken as settled once its compiler threads use less than this in
+# a warm-up round (Broker.warm_up).
+JIT_QUIET_S = 0.2
 
 # Producer settings every contender gets on top of its own defaults: the baselines
 # of issue 6 (librdkafka's linger.ms is 5 in 2.0; batch.num.messages 10000 is its
@@ -490,31 +493,76 @@ class Broker:
                     raise
                 time.sleep(0.1)
 
-    def warm_up(self, workdir, corpus_path, nbytes):
-        """Produces the first nbytes of the corpus (kcat, idempotent, zstd) into a topic
-        of its own, so that the first measured run does not pay for the broker's first
-        producer id and its JIT warm-up (without it, the first run of an invocation was
-        20-25 % slower than the others at 200 MB)."""
-        src = Path(corpus_path)
-        if src.stat().st_size > nbytes:
-            part = workdir / "warmup.log"
-            with open(src, "rb") as f, open(part, "wb") as out:
-                left = nbytes
-                while left > 0 and (block := f.read(min(left, 1 << 20))):
-                    left -= len(block)
-                    if left <= 0:
-                        block = block[:block.rfind(b"\n") + 1]
-                    out.write(block)
-                out.write(b"" if out.tell() else b"warm-up\n")
-            src = part
+    def jit_seconds(self):
+        """user+sys so far of the broker JVM's JIT compiler threads (HotSpot names them
+        "C1 CompilerThre..." and "C2 CompilerThre..."), or None without a JVM."""
+        if not self.pid:
+            return None
+        total = 0.0
+        try:
+            tasks = list(Path(f"/proc/{self.pid}/task").iterdir())
+        except OSError:
+            return None
+        for t in tasks:
+            try:
+                if not (t / "comm").read_text().startswith(("C1 Compiler", "C2 Compiler")):
+                    continue
+                stat = (t / "stat").read_text()
+            except OSError:
+                continue                # a compiler thread that just ended
+            fields = stat[stat.rindex(")") + 2:].split()
+            total += (int(fields[11]) + int(fields[12])) / CLK_TCK
+        return total
+
+    def warm_up(self, workdir, corpus_paths, nbytes, rounds):
+        """Produces the first nbytes of each corpus (kcat, idempotent, zstd) into a topic
+        of its own, round after round, until the broker's JIT compilers are quiet (under
+        JIT_QUIET_S of CPU in a round) or `rounds` rounds are done. Measured: after one
+        round of 100 MB the compilers still used 0.2-1.3 CPU-s in each of the next eight
+        1 GiB runs, CPU taken from whichever contender was running, most from one that
+        uses both cores (ringtail) rather than one thread (kcat); with 1 GiB of each of
+        three corpora per round they were quiet (< 0.1 s) from the fifth round on."""
+        parts = []
+        for i, path in enumerate(corpus_paths):
+            src = Path(path)
+            if src.stat().st_size > nbytes:
+                part = workdir / f"warmup-{i}.log"
+                with open(src, "rb") as f, open(part, "wb") as out:
+                    left = nbytes
+                    while left > 0 and (block := f.read(min(left, 1 << 20))):
+                        left -= len(block)
+                        if left <= 0:
+                            block = block[:block.rfind(b"\n") + 1]
+                        out.write(block)
+                    out.write(b"" if out.tell() else b"warm-up\n")
+                src = part
+            parts.append(src)
         t0 = time.monotonic()
-        run_text(["kcat", "-P", "-b", self.bootstrap, "-t", "bench-warmup", "-l", str(src),
-                  "-X", "enable.idempotence=true", "-X", "acks=all",
-                  "-X", "compression.codec=zstd"], timeout=600)
-        log(f"warm-up: {min(nbytes, src.stat().st_size) / 1e6:.0f} MB produced in "
-            f"{time.monotonic() - t0:.1f} s")
-        if src.parent == workdir:
-            src.unlink()
+        jit = []
+        for r in range(rounds):
+            before = self.jit_seconds()
+            for src in parts:
+                run_text(["kcat", "-P", "-b", self.bootstrap, "-t", "bench-warmup", "-l",
+                          str(src), "-X", "enable.idempotence=true", "-X", "acks=all",
+                          "-X", "compression.codec=zstd"], timeout=600)
+            after = self.jit_seconds()
+            if before is None or after is None:
+                break                   # no JVM to watch: one round
+            jit.append(after - before)
+            if jit[-1] < JIT_QUIET_S:
+                break
+        produced = sum(p.stat().st_size for p in parts) * max(1, len(jit))
+        quiet = "" if not jit else (
+            f"; JIT compilers' CPU per round: {', '.join(f'{j:.2f}' for j in jit)} s"
+            + ("" if jit[-1] < JIT_QUIET_S else f" (not yet under {JIT_QUIET_S} s)"))
+        log(f"warm-up: {produced / 1e6:.0f} MB produced in {time.monotonic() - t0:.1f} s, "
+            f"{max(1, len(jit))} round(s){quiet}")
+        self.warmup = {"rounds": max(1, len(jit)), "max_rounds": rounds,
+                       "mb": round(produced / 1e6),
+                       "jit_seconds": [round(j, 2) for j in jit]}
+        for p in parts:
+            if p.parent == workdir:
+                p.unlink()
 
 
 # ------------------------------------------------------------------------ contenders
@@ -1651,8 +1699,14 @@ def md_table(header, rows=()):
 
 def report_head(ctx):
     """The first lines of every results.md: title, time and command, broker."""
+    w = ctx.get("warmup")
+    warm = "" if not w else (
+        f" Warmed up with kcat before the measured runs: {w['mb']:,} MB in {w['rounds']} of at "
+        f"most {w['max_rounds']} round(s), which stop once the broker's JIT compilers use "
+        f"under {JIT_QUIET_S} CPU-s in one (their CPU per round: "
+        f"{', '.join(f'{j:.2f}' for j in w['jit_seconds'])} s).")
     return [f"# ringtail bench: {ctx['title']}\n", f"{ctx['finished']} · `{ctx['command']}`\n",
-            f"Broker: {ctx['broker_description']}.\n"]
+            f"Broker: {ctx['broker_description']}.{warm}\n"]
 
 
 def failure_note(name, status):
@@ -2060,9 +2114,12 @@ def parse_args(argv):
     ap.add_argument("--producer", default=DEFAULT_SHARED_PRODUCER,
                     help="librdkafka settings for every contender, k=v,... "
                          f"(default {DEFAULT_SHARED_PRODUCER}; '' for none)")
-    ap.add_argument("--warmup", type=float, default=100,
-                    help="MB of the corpus produced with kcat before the measured runs "
-                         "(default 100)")
+    ap.add_argument("--warmup", type=float, default=None,
+                    help="MB of each corpus produced with kcat per warm-up round before the "
+                         "measured runs (default 1000; --smoke 100)")
+    ap.add_argument("--warmup-rounds", type=int, default=None,
+                    help="warm-up rounds at most; they stop once the broker's JIT compilers "
+                         f"used under {JIT_QUIET_S} CPU-s in one (default 8; --smoke 1)")
     ap.add_argument("--timeout", type=float, default=None,
                     help="seconds a run may take to deliver (default 120 + 1 s per 5 MB; "
                          "live: after the writer stopped, 60; idle: 120 + 1 s per 100 files; "
@@ -2093,6 +2150,8 @@ def parse_args(argv):
         a.size = a.size or ("200M" if a.smoke else "10G")
     a.size = a.size or ("2M" if a.smoke else "1G" if tp else "128M")
     a.runs = a.runs or (1 if a.smoke or not tp else 3)
+    a.warmup = a.warmup if a.warmup is not None else (100 if a.smoke else 1000)
+    a.warmup_rounds = a.warmup_rounds or (1 if a.smoke else 8)
     if a.out:
         a.out = Path(a.out)
     else:
@@ -2312,6 +2371,10 @@ def check_disk(a, cdir, n_contenders):
         elif not a.bootstrap:
             add(tempfile.gettempdir(), int(shipped * BROKER_BYTES_PER_CORPUS_BYTE),
                 "Kafka data (every run)")
+    if a.broker != "mock" and not a.bootstrap:
+        warm = min(int(a.warmup * 1e6), size) * len(a.kinds) * a.warmup_rounds
+        add(tempfile.gettempdir(), int(warm * BROKER_BYTES_PER_CORPUS_BYTE),
+            "Kafka data (warm-up, at most)")
     for nbytes, path, what in need.values():
         st = os.statvfs(path)
         free = st.f_bavail * st.f_frsize
@@ -2451,7 +2514,9 @@ def main(argv=None):
                     ctx["corpora"][kind]["digest_seconds"] = round(took, 2)
         broker.start()
         counter = OffsetCounter(broker.bootstrap)
-        broker.warm_up(work, ctx["corpora"][a.kinds[0]]["path"], int(a.warmup * 1e6))
+        broker.warm_up(work, [ctx["corpora"][k]["path"] for k in a.kinds], int(a.warmup * 1e6),
+                       a.warmup_rounds)
+        ctx["warmup"] = getattr(broker, "warmup", None)
         for c in contenders:
             ctx["versions"][c.name] = c.version()
             ctx["describe"][c.name] = c.describe()
