@@ -942,12 +942,16 @@ def read_through(path):
 
 def new_run(res, broker, counter, topic, partitions, logdir, configs=None, corpus_path=None):
     """What every run starts with: its log file (returned, and named in res["log"]), its
-    new topic, and, for a run on a corpus file, that file read once."""
+    new topic, for a run on a corpus file that file read once, and then every dirty
+    page written out (sync): the broker's data of the runs before, the warm-up's and
+    the consumed copies would otherwise be written back by the kernel's flusher
+    threads during the run, on the same cores, 30 s after they were written."""
     logpath = logdir / f"{topic}.log"
     res["log"] = str(logpath)
     broker.create_topic(topic, partitions, counter, configs=configs, logdir=logdir)
     if corpus_path:
         read_through(corpus_path)
+    os.sync()
     return logpath
 
 
