@@ -183,10 +183,11 @@ def wait4_nohang(p):
     return status, ru
 
 
-def proc_cpu_seconds(pid):
-    """user+sys of a live process (all its threads), from /proc/PID/stat."""
+def proc_cpu_seconds(pid, stat_path=None):
+    """user+sys of a live process (all its threads), from /proc/PID/stat, or of one
+    thread from the /proc/PID/task/TID/stat given as stat_path."""
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
+        stat = Path(stat_path or f"/proc/{pid}/stat").read_text()
     except OSError:
         return None
     fields = stat[stat.rindex(")") + 2:].split()
@@ -507,11 +508,9 @@ class Broker:
             try:
                 if not (t / "comm").read_text().startswith(("C1 Compiler", "C2 Compiler")):
                     continue
-                stat = (t / "stat").read_text()
             except OSError:
                 continue                # a compiler thread that just ended
-            fields = stat[stat.rindex(")") + 2:].split()
-            total += (int(fields[11]) + int(fields[12])) / CLK_TCK
+            total += proc_cpu_seconds(self.pid, t / "stat") or 0.0
         return total
 
     def warm_up(self, workdir, corpus_paths, nbytes, rounds):
