@@ -760,8 +760,7 @@ static bool kfk_shard_has_room(const struct kfk_shard *sh, unsigned n, uint64_t 
  * been handed to librdkafka, and records with no key may go to any partition. The
  * reading thread used to wait for one producer's acknowledgements while the other
  * had nothing left to compress: one core idle 5-8 % of the time (perf sched, 2
- * producers, java corpus, real broker). A large record (kfk_take()) is not moved: it
- * waits for room, and the next record's route follows the moved run. */
+ * producers, java corpus, real broker). */
 static void kfk_pending_reroute(struct kfk *k, uint64_t bytes)
 {
         struct kfk_pending *p = &k->pend;
@@ -865,6 +864,18 @@ int kfk_flush_pending(struct kfk *k)
         return kfk_pending_flush(k);
 }
 
+/* Hands what is pending to librdkafka, then routes the next record: the flush may
+ * have moved the sticky run to another producer (kfk_pending_reroute()). Returns 0,
+ * or kfk_pending_flush()'s or kfk_shard_usable()'s error. */
+static int kfk_flush_then_route(struct kfk *k, struct kfk_shard **ret_sh, int32_t *ret_partition)
+{
+        int r = kfk_pending_flush(k);
+        if (r < 0)
+                return r;
+        *ret_sh = kfk_route(k, ret_partition);
+        return kfk_shard_usable(*ret_sh);
+}
+
 static int kfk_take(struct kfk *k, const void *key, size_t key_len, const void *value,
                     size_t value_len, void *msg_opaque, bool borrowed)
 {
@@ -883,7 +894,7 @@ static int kfk_take(struct kfk *k, const void *key, size_t key_len, const void *
         }
         if (!borrowed && key_len + value_len > KFK_PENDING_ARENA / 4) {
                 /* Large: straight to librdkafka, after what is pending. */
-                int r = kfk_pending_flush(k);
+                int r = kfk_flush_then_route(k, &sh, &part);
                 if (r < 0)
                         return r;
                 if (rd_kafka_produce(sh->rkt, part, RD_KAFKA_MSG_F_COPY, (void *)value, value_len,
@@ -896,13 +907,9 @@ static int kfk_take(struct kfk *k, const void *key, size_t key_len, const void *
         if (p->n && (p->sh != sh || p->partition != part || p->n == KFK_PENDING_MAX ||
                      p->borrowed != borrowed ||
                      (!borrowed && p->used + key_len + value_len > KFK_PENDING_ARENA))) {
-                int r = kfk_pending_flush(k);
+                int r = kfk_flush_then_route(k, &sh, &part);
                 if (r < 0)
                         return r;
-                /* The flush may have moved the sticky run to another producer. */
-                sh = kfk_route(k, &part);
-                if ((usable = kfk_shard_usable(sh)) < 0)
-                        return usable;
         }
         if (p->n == 0) {
                 p->sh = sh;
@@ -948,14 +955,11 @@ int kfk_produce_hdrs(struct kfk *k, const void *key, size_t key_len, const void 
 {
         if (n_hdrs == 0)
                 return kfk_produce(k, key, key_len, value, value_len, msg_opaque);
-        int r = kfk_pending_flush(k);
+        int32_t part;
+        struct kfk_shard *sh;
+        int r = kfk_flush_then_route(k, &sh, &part);
         if (r < 0)
                 return r;
-        int32_t part;
-        struct kfk_shard *sh = kfk_route(k, &part);
-        int usable = kfk_shard_usable(sh);
-        if (usable < 0)
-                return usable;
         rd_kafka_headers_t *h = rd_kafka_headers_new(n_hdrs);
         if (!h)
                 return -ENOMEM;
