@@ -35,6 +35,7 @@
 #include "config/cfg.h"
 #include "config/props.h"
 #include "io/io.h"
+#include "io/rbuf.h"
 #include "io/watch.h"
 #include "offsets/off.h"
 
@@ -386,17 +387,24 @@ static int worker_setup(struct worker *w)
         return r;
 }
 
+/* How often spare read buffers are handed back once reading has paused (see
+ * rbuf_trim_idle()): a burst's buffers are back within two of these. */
+#define SPARES_TRIM_MS 5000
+
 static int worker_loop(struct worker *w)
 {
         const uint64_t flush_ms = (uint64_t)cfg_int(w->wcfg, "offset.flush.interval.ms");
         uint64_t now = clock_ms();
         uint64_t next_flush = now + flush_ms;
+        uint64_t next_trim = now + SPARES_TRIM_MS;
 
         for (int i = 0; i < w->n_tasks; i++)
                 task_start(w->tasks[i], now);
 
         while (!w->stop) {
                 uint64_t next = next_flush;
+                if (rbuf_spare_count() > RBUF_SPARES_IDLE && next_trim < next)
+                        next = next_trim; /* an idle worker wakes for this only then */
                 for (int i = 0; i < w->n_tasks; i++) {
                         uint64_t due = task_next_due(w->tasks[i]);
                         if (due < next)
@@ -424,6 +432,10 @@ static int worker_loop(struct worker *w)
                 if (now >= next_flush) {
                         (void)worker_checkpoint(w);
                         next_flush = now + flush_ms;
+                }
+                if (now >= next_trim) {
+                        rbuf_trim_idle();
+                        next_trim = now + SPARES_TRIM_MS;
                 }
         }
         return WORKER_EXIT_OK;

@@ -1,25 +1,19 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * rbuf: see rbuf.h. Hand-written: a counter, a flexible array and a few spares,
+ * rbuf: see rbuf.h. Hand-written: a counter, a flexible array and a list of spares,
  * nothing a library would add to.
  *
  * Buffers are mapped on their own rather than taken from malloc(): at full speed one
  * is retired every MiB read, and in the heap the freed 1.14 MiB chunks are carved up
  * by librdkafka's small allocations, so the next buffer grows the heap (1 GiB json
- * corpus, 3 runs: peak RSS 58-59 MiB mapped, 60-62 from the heap, same CPU). Four
- * freed buffers are kept for reuse, so most are not faulted in again.
+ * corpus, 3 runs: peak RSS 58-59 MiB mapped, 60-62 from the heap, same CPU). Freed
+ * buffers are kept for reuse (see RBUF_SPARES_MAX), so they are not faulted in again.
  */
 #include <stdint.h>
 #include <stdlib.h>
 #include <sys/mman.h>
 
 #include "io/rbuf.h"
-
-#if defined(__SANITIZE_ADDRESS__)
-#define RBUF_SPARES 0 /* unmapped at once: a late access faults under the sanitizers */
-#else
-#define RBUF_SPARES 4
-#endif
 
 struct rbuf {
         uint32_t refs;
@@ -31,13 +25,17 @@ struct rbuf {
 };
 
 static size_t retired_bytes;
-static struct rbuf *spares;
+static struct rbuf *spares; /* the most recently freed first */
 static unsigned n_spares;
+static bool taken_since_trim;
+/* Not compared as macros: 0 under the sanitizers would make "n < 0" warnings. */
+static const unsigned spares_max = RBUF_SPARES_MAX, spares_idle = RBUF_SPARES_IDLE;
 
 struct rbuf *rbuf_new(size_t cap)
 {
         if (cap > SIZE_MAX / 2)
                 return NULL;
+        taken_since_trim = true;
         struct rbuf **pp = &spares;
         for (; *pp; pp = &(*pp)->next_spare) {
                 if ((*pp)->cap == cap) {
@@ -78,7 +76,7 @@ void rbuf_put(struct rbuf *b)
                 return;
         if (b->retired)
                 retired_bytes -= b->cap;
-        if (RBUF_SPARES > 0 && n_spares + 1 <= RBUF_SPARES) {
+        if (n_spares < spares_max) {
                 b->next_spare = spares;
                 spares = b;
                 n_spares++;
@@ -95,6 +93,32 @@ bool rbuf_shared(const struct rbuf *b)
 size_t rbuf_retired_bytes(void)
 {
         return retired_bytes;
+}
+
+void rbuf_trim_idle(void)
+{
+        if (taken_since_trim) {
+                taken_since_trim = false;
+                return;
+        }
+        if (n_spares <= spares_idle)
+                return;
+        struct rbuf **pp = &spares;
+        for (unsigned i = 0; i < spares_idle; i++)
+                pp = &(*pp)->next_spare;
+        struct rbuf *b = *pp;
+        *pp = NULL;
+        n_spares = spares_idle;
+        while (b) {
+                struct rbuf *next = b->next_spare;
+                munmap(b, b->map_len);
+                b = next;
+        }
+}
+
+unsigned rbuf_spare_count(void)
+{
+        return n_spares;
 }
 
 void rbuf_retire(struct rbuf *b)

@@ -363,6 +363,50 @@ static void test_borrowed_after_free(void **state)
         assert_int_equal(rbuf_retired_bytes(), 0);
 }
 
+/* Freed buffers are kept for reuse up to RBUF_SPARES_MAX (none under ASan), and all
+ * but RBUF_SPARES_IDLE are unmapped by the second rbuf_trim_idle() with no buffer
+ * taken in between. */
+static void test_spares_kept_then_trimmed(void **state)
+{
+        (void)state;
+        rbuf_trim_idle();
+        rbuf_trim_idle();
+        unsigned c0 = rbuf_spare_count();
+        assert_true(c0 <= RBUF_SPARES_IDLE);
+
+        enum { N = RBUF_SPARES_MAX + 8 };
+        const size_t cap = 12345; /* no other test frees a buffer of this size */
+        struct rbuf *b[N];
+        for (int i = 0; i < N; i++) {
+                b[i] = rbuf_new(cap);
+                assert_non_null(b[i]);
+                rbuf_data(b[i])[cap - 1] = (char)i;
+        }
+        assert_int_equal(rbuf_spare_count(), c0);
+        for (int i = 0; i < N; i++)
+                rbuf_put(b[i]);
+        const unsigned max = RBUF_SPARES_MAX, idle = RBUF_SPARES_IDLE; /* 0: ASan */
+        unsigned kept = c0 + N < max ? c0 + N : max;
+        assert_int_equal(rbuf_spare_count(), kept);
+
+        rbuf_trim_idle(); /* buffers were taken since the last call: all kept */
+        assert_int_equal(rbuf_spare_count(), kept);
+        rbuf_trim_idle();
+        assert_int_equal(rbuf_spare_count(), idle < kept ? idle : kept);
+
+        /* Kept first is what was freed last while there was room (the buffers freed
+         * after that were unmapped at once), and it is handed out again. */
+        unsigned before = rbuf_spare_count();
+        struct rbuf *again = rbuf_new(cap);
+        assert_non_null(again);
+        if (before > 0) {
+                assert_ptr_equal(again, b[kept - c0 - 1]);
+                assert_int_equal(rbuf_spare_count(), before - 1);
+        }
+        assert_false(rbuf_shared(again));
+        rbuf_put(again);
+}
+
 static void test_bad_args(void **state)
 {
         (void)state;
@@ -388,6 +432,7 @@ int main(void)
                 cmocka_unit_test(test_bytes_before),
                 cmocka_unit_test(test_borrowed_lines_survive),
                 cmocka_unit_test(test_borrowed_after_free),
+                cmocka_unit_test(test_spares_kept_then_trimmed),
                 cmocka_unit_test(test_bad_args),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
