@@ -144,12 +144,14 @@ int main(int argc, char **argv)
                         long long n = pass(&ring, fd, fixed ? reg : plain, chunk, fixed);
                         t[fixed][i] = cpu_seconds() - c0;
                         if (n != size) {
-                                fprintf(stderr, "readfixed: read %lld bytes, not %lld: did %s "
-                                        "change?\n", n, size, argv[1]);
+                                fprintf(stderr,
+                                        "readfixed: read %lld bytes, not %lld: did %s "
+                                        "change?\n",
+                                        n, size, argv[1]);
                                 return 1;
                         }
-                        printf("round %d %-10s %.3f CPU-s\n", i + 1,
-                               fixed ? "READ_FIXED" : "READ", t[fixed][i]);
+                        printf("round %d %-10s %.3f CPU-s\n", i + 1, fixed ? "READ_FIXED" : "READ",
+                               t[fixed][i]);
                 }
         }
         double gib = (double)size / (double)(1u << 30);
