@@ -480,6 +480,13 @@ class MockBroker:
     def cpu_seconds(self):
         return self.run.proc_cpu_seconds(self.pid) if self.pid else None
 
+    def sys_seconds(self):
+        split = self.run.proc_cpu_split(self.pid) if self.pid else None
+        return split[1] if split else None
+
+    def jit_seconds(self):
+        return None     # no JVM
+
     def rss_mib(self):
         """(VmHWM, VmRSS) of the current mockcluster process."""
         return self.run.proc_mem_mib(self.pid) if self.pid else (None, None)

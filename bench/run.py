@@ -183,15 +183,21 @@ def wait4_nohang(p):
     return status, ru
 
 
-def proc_cpu_seconds(pid, stat_path=None):
-    """user+sys of a live process (all its threads), from /proc/PID/stat, or of one
-    thread from the /proc/PID/task/TID/stat given as stat_path."""
+def proc_cpu_split(pid, stat_path=None):
+    """(user, sys) seconds of a live process (all its threads), from /proc/PID/stat, or
+    of one thread from the /proc/PID/task/TID/stat given as stat_path; None if gone."""
     try:
         stat = Path(stat_path or f"/proc/{pid}/stat").read_text()
     except OSError:
         return None
     fields = stat[stat.rindex(")") + 2:].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK     # utime, stime
+    return int(fields[11]) / CLK_TCK, int(fields[12]) / CLK_TCK     # utime, stime
+
+
+def proc_cpu_seconds(pid, stat_path=None):
+    """user+sys, as proc_cpu_split()."""
+    split = proc_cpu_split(pid, stat_path)
+    return sum(split) if split else None
 
 
 def proc_hwm_mib(pid):
@@ -454,6 +460,13 @@ class Broker:
 
     def cpu_seconds(self):
         return proc_cpu_seconds(self.pid) if self.pid else None
+
+    def sys_seconds(self):
+        """The JVM's system time so far: the kernel's work for it (page cache writes,
+        sockets), which varied from 0.2 to 0.9 CPU-s per GiB between runs minutes apart
+        here, with the same producer; reported per run."""
+        split = proc_cpu_split(self.pid) if self.pid else None
+        return split[1] if split else None
 
     def down(self):
         """Backlog mode: stops the broker, keeping its data (`kafka.sh stop --keep-data`:
@@ -1126,7 +1139,7 @@ def run_one_tapped(contender, broker, counter, meta, partitions, topic, workdir,
     cpu_at_delivery = None
     with open(logpath, "wb") as logf:
         own0 = time.process_time()
-        b0 = broker.cpu_seconds()
+        b0, bsys0, jit0 = broker.cpu_seconds(), broker.sys_seconds(), broker.jit_seconds()
         t0 = time.monotonic()
         with Running(argv, workdir, logf) as run:
             t_done = None
@@ -1149,7 +1162,7 @@ def run_one_tapped(contender, broker, counter, meta, partitions, topic, workdir,
                     res["status"] = f"timed out after {timeout:.0f} s: {delivered} of {lines} lines"
                     break
                 time.sleep(POLL_S)
-            b1 = broker.cpu_seconds()
+            b1, bsys1, jit1 = broker.cpu_seconds(), broker.sys_seconds(), broker.jit_seconds()
             own1 = time.process_time()
             if tap:
                 res["tap_cpu_s"] = tap.cpu_seconds()
@@ -1164,6 +1177,10 @@ def run_one_tapped(contender, broker, counter, meta, partitions, topic, workdir,
     res["harness_cpu_s"] = round(own1 - own0, 3)
     if b0 is not None and b1 is not None:
         res["broker_cpu_s"] = round(b1 - b0, 2)
+    if bsys0 is not None and bsys1 is not None:
+        res["broker_sys_s"] = round(bsys1 - bsys0, 2)
+    if jit0 is not None and jit1 is not None:
+        res["broker_jit_s"] = round(jit1 - jit0, 2)
     if t_done is None:
         if res["status"] == "failed":
             res["status"] = (f"exited {run.main.returncode} with {delivered} of {lines} lines "
@@ -1789,6 +1806,7 @@ THROUGHPUT_RUNS = (("corpus", _case), ("run", "run"), ("contender", _contender),
                    ("status", "status"), ("wall s", "wall_s"), ("MB/s", "mb_s"),
                    ("CPU s (at delivery)", "cpu_s"), ("CPU s (to exit)", "cpu_total_s"),
                    ("peak RSS MiB", "peak_rss_mib"), ("broker CPU s", "broker_cpu_s"),
+                   ("of it sys s", "broker_sys_s"), ("of it JIT s", "broker_jit_s"),
                    ("verify s", _verify_s))
 
 
