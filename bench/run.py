@@ -1119,6 +1119,13 @@ def sleep_sampling(until, running, step, also_stop=None):
         time.sleep(min(step, left))
 
 
+def broker_counters(broker):
+    """The broker's CPU so far, keyed as a run's result reports the difference: all of
+    it, its system time and its JIT compilers' (None where not known)."""
+    return {"broker_cpu_s": broker.cpu_seconds(), "broker_sys_s": broker.sys_seconds(),
+            "broker_jit_s": broker.jit_seconds()}
+
+
 def run_one(contender, broker, counter, meta, partitions, topic, workdir, logdir, timeout,
             expected_digest):
     """Throughput mode: runs one contender on one topic; returns its result dict."""
@@ -1139,7 +1146,7 @@ def run_one_tapped(contender, broker, counter, meta, partitions, topic, workdir,
     cpu_at_delivery = None
     with open(logpath, "wb") as logf:
         own0 = time.process_time()
-        b0, bsys0, jit0 = broker.cpu_seconds(), broker.sys_seconds(), broker.jit_seconds()
+        broker0 = broker_counters(broker)
         t0 = time.monotonic()
         with Running(argv, workdir, logf) as run:
             t_done = None
@@ -1162,7 +1169,7 @@ def run_one_tapped(contender, broker, counter, meta, partitions, topic, workdir,
                     res["status"] = f"timed out after {timeout:.0f} s: {delivered} of {lines} lines"
                     break
                 time.sleep(POLL_S)
-            b1, bsys1, jit1 = broker.cpu_seconds(), broker.sys_seconds(), broker.jit_seconds()
+            broker1 = broker_counters(broker)
             own1 = time.process_time()
             if tap:
                 res["tap_cpu_s"] = tap.cpu_seconds()
@@ -1175,12 +1182,8 @@ def run_one_tapped(contender, broker, counter, meta, partitions, topic, workdir,
     run.results(res)
     res["delivered_at_stop"] = delivered
     res["harness_cpu_s"] = round(own1 - own0, 3)
-    if b0 is not None and b1 is not None:
-        res["broker_cpu_s"] = round(b1 - b0, 2)
-    if bsys0 is not None and bsys1 is not None:
-        res["broker_sys_s"] = round(bsys1 - bsys0, 2)
-    if jit0 is not None and jit1 is not None:
-        res["broker_jit_s"] = round(jit1 - jit0, 2)
+    res.update({k: round(broker1[k] - v, 2) for k, v in broker0.items()
+                if v is not None and broker1[k] is not None})
     if t_done is None:
         if res["status"] == "failed":
             res["status"] = (f"exited {run.main.returncode} with {delivered} of {lines} lines "
