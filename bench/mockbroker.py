@@ -508,7 +508,7 @@ class MockBroker:
                     raise
                 time.sleep(0.05)
 
-    def warm_up(self, workdir, corpus_paths, nbytes, rounds):
+    def warm_up(self, workdir, corpus_paths, nbytes, rounds, settings=None):
         self.run.log("no warm-up against the mock cluster (no JIT, a new process per run)")
 
     def down(self):

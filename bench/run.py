@@ -1737,12 +1737,15 @@ def report_head(ctx):
         f"{', '.join(f'{j:.2f}' for j in w['jit_seconds'])} s).")
     wr = ctx.get("warmup_runs")
     if wr:
-        warm += (f" Then, not counted, {wr[0]['of']} run(s) of each contender on the "
-                 f"`{wr[0]['kind']}` corpus, because a contender's first run after the "
-                 f"warm-up found the broker's JIT compilers busy again (bench/README.md): "
+        warm += (f" {'Then, not' if w else 'Not'} counted, {wr[0]['of']} run(s) of each "
+                 f"contender on the `{wr[0]['kind']}` corpus"
+                 + (", because a contender's first run after the warm-up found the broker's "
+                    "JIT compilers busy again (bench/README.md)" if w else "") + ": "
                  + "; ".join(f"{r['contender']} {r['status']}"
-                             + (f" {r['mb_s']:.1f} MB/s, broker CPU {r['broker_cpu_s']} s "
-                                f"(JIT {r['broker_jit_s']} s)" if r.get("mb_s") else "")
+                             + (f" {r['mb_s']:.1f} MB/s, broker CPU {r.get('broker_cpu_s')} s"
+                                if r.get("mb_s") else "")
+                             + (f" (JIT {r['broker_jit_s']} s)"
+                                if r.get("broker_jit_s") is not None else "")
                              for r in wr) + ".")
     return [f"# ringtail bench: {ctx['title']}\n", f"{ctx['finished']} · `{ctx['command']}`\n",
             f"Broker: {ctx['broker_description']}.{warm}\n"]
@@ -2264,13 +2267,13 @@ def rotated(contenders, run):
     return contenders[k:] + contenders[:k]
 
 
-def run_cases(a, contenders, work, plan, one, measured):
+def run_cases(a, contenders, work, plan, one, measured, of=None):
     """The loop every mode runs. plan: (case, run, shift, infix, what, fields) in the
     order to run them; for each, every contender in the order rotated(contenders,
     shift) gets a new topic bench-TAG-INFIX-NAME-RUN and a scratch directory, and
     one(contender, case, topic, workdir) runs it and returns its result dict, to which
-    the run's number and fields are added. The log says what (its first words) and the
-    status, with measured(result) if that says more ("" when it does not). Returns
+    the run's number and fields are added. The log says what (its first words), the
+    run's number of `of` (default --runs) and the status, with measured(result) if that says more ("" when it does not). Returns
     ({(case, contender name): [result, ...]}, 0 if every run was ok else 1)."""
     results = {}
     rc = 0
@@ -2280,7 +2283,7 @@ def run_cases(a, contenders, work, plan, one, measured):
             topic = f"bench-{tag}-{infix}-{c.name}-{run + 1}"
             rwork = work / topic
             rwork.mkdir()
-            log(f"{what} run {run + 1}/{a.runs}: {c.name} -> {topic}")
+            log(f"{what} run {run + 1}/{of or a.runs}: {c.name} -> {topic}")
             r = one(c, case, topic, rwork)
             r["run"] = run + 1
             r.update(fields)
@@ -2312,25 +2315,19 @@ def throughput_mode(a, ctx, contenders, broker, counter, work, logdir):
                 f"{r['cpu_s_per_gib']:.2f} CPU-s/GiB, peak RSS {r['peak_rss_mib']} MiB, "
                 f"verified in {r.get('verify', {}).get('seconds', 0):.1f} s")
 
-    warm = []
-    for i in range(a.warmup_runs):
-        for c in contenders:
-            topic = f"bench-{datetime.datetime.now():%H%M%S}-warm-{c.name}-{i + 1}"
-            rwork = work / topic
-            rwork.mkdir()
-            log(f"warm-up run {i + 1}/{a.warmup_runs} (not counted): {c.name} -> {topic}")
-            r = one(c, a.kinds[0], topic, rwork)
-            log(f"  {r['status']}: " + measured(r))
-            warm.append({"contender": c.name, "kind": a.kinds[0], "of": a.warmup_runs,
-                         **{k: r[k] for k in ("status", "mb_s", "broker_cpu_s",
-                                              "broker_jit_s") if k in r}})
-            shutil.rmtree(rwork, ignore_errors=True)
-    ctx["warmup_runs"] = warm
+    kind0 = a.kinds[0]
+    plan = [(kind0, run, run, "warm", "warm-up (not counted)", {"kind": kind0})
+            for run in range(a.warmup_runs)]
+    warm, warm_rc = run_cases(a, contenders, work, plan, one, measured, of=a.warmup_runs)
+    ctx["warmup_runs"] = [{"contender": name, "kind": kind0, "of": a.warmup_runs,
+                           **{k: r[k] for k in ("status", "mb_s", "broker_cpu_s",
+                                                "broker_jit_s") if k in r}}
+                          for (_, name), rs in warm.items() for r in rs]
     plan = [(kind, run, run, kind, kind, {"kind": kind})
             for kind in a.kinds for run in range(a.runs)]
     results, rc = run_cases(a, contenders, work, plan, one, measured)
     # A warm-up run that lost or duplicated lines is not counted, but it is a failure.
-    return results, rc or int(any(w["status"] != "ok" for w in warm))
+    return results, rc or warm_rc
 
 
 def live_mode(a, ctx, contenders, broker, counter, work, logdir):
