@@ -2144,7 +2144,7 @@ def parse_args(argv):
                          "65536 lines are written; backlog 10G; --smoke 2M, backlog 200M)")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--runs", type=int, default=None,
-                    help="runs per case (default 3; live, idle and backlog 1)")
+                    help="runs per case (default 3; --smoke 1)")
     ap.add_argument("--partitions", type=int, default=6)
     ap.add_argument("--out", default=None,
                     help="results directory (default bench/out, bench/out/MODE for the other "
@@ -2195,7 +2195,7 @@ def parse_args(argv):
     if a.mode == "backlog":
         a.size = a.size or ("200M" if a.smoke else "10G")
     a.size = a.size or ("2M" if a.smoke else "1G" if tp else "128M")
-    a.runs = a.runs or (1 if a.smoke or not tp else 3)
+    a.runs = a.runs or (1 if a.smoke else 3)
     a.warmup = a.warmup if a.warmup is not None else (100 if a.smoke else 1000)
     a.warmup_rounds = a.warmup_rounds or (1 if a.smoke else 8)
     if a.warmup_runs is None:
