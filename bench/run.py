@@ -556,10 +556,7 @@ class Broker:
         for r in range(rounds):
             before = self.jit_seconds()
             for src in parts:
-                run_text(["kcat", "-P", "-b", self.bootstrap, "-t", "bench-warmup", "-l",
-                          str(src), "-X", "enable.idempotence=true", "-X", "acks=all",
-                          "-X", "compression.codec=zstd"]
-                         + [x for k, v in (settings or {}).items() for x in ("-X", f"{k}={v}")],
+                run_text(Kcat(settings or {}).argv(self.bootstrap, "bench-warmup", src, None),
                          timeout=600)
             after = self.jit_seconds()
             if before is None or after is None:
@@ -2273,7 +2270,8 @@ def run_cases(a, contenders, work, plan, one, measured, of=None):
     shift) gets a new topic bench-TAG-INFIX-NAME-RUN and a scratch directory, and
     one(contender, case, topic, workdir) runs it and returns its result dict, to which
     the run's number and fields are added. The log says what (its first words), the
-    run's number of `of` (default --runs) and the status, with measured(result) if that says more ("" when it does not). Returns
+    run's number of `of` (default --runs) and the status, with measured(result) if that
+    says more ("" when it does not). Returns
     ({(case, contender name): [result, ...]}, 0 if every run was ok else 1)."""
     results = {}
     rc = 0
