@@ -249,6 +249,8 @@ GETTER(lines_sent)
 GETTER(lines_acked)
 GETTER(bytes_sent)
 GETTER(records_in_flight)
+GETTER(read_buffer_bytes)
+GETTER(read_buffer_limit)
 GETTER(split)
 GETTER(truncated)
 GETTER(skipped)
@@ -289,6 +291,12 @@ static const struct family families[] = {
          COUNTER, NULL, get_bytes_sent},
         {"ringtail_records_in_flight", "Records handed to the producer and not yet reported.",
          GAUGE, NULL, get_records_in_flight},
+        {"ringtail_read_buffer_bytes",
+         "Read buffers kept alive by records in flight (lines are sent without a copy).", GAUGE,
+         NULL, get_read_buffer_bytes},
+        {"ringtail_read_buffer_limit_bytes",
+         "ringtail_read_buffer_bytes at which reading waits for acknowledgements.", GAUGE, NULL,
+         get_read_buffer_limit},
         {"ringtail_long_lines_total", "Lines longer than max.line.bytes, by long.line.policy.",
          COUNTER, "action=\"split\"", get_split},
         {"ringtail_long_lines_total", NULL, COUNTER, "action=\"truncate\"", get_truncated},

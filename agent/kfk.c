@@ -593,6 +593,14 @@ unsigned kfk_producers(const struct kfk *k)
         return k->n_shards;
 }
 
+uint64_t kfk_queue_max_bytes(const struct kfk *k)
+{
+        uint64_t sum = 0;
+        for (unsigned i = 0; i < k->n_shards; i++)
+                sum += k->shards[i].q_max_bytes;
+        return sum;
+}
+
 int kfk_event_fd(const struct kfk *k)
 {
         return k->efd;

@@ -74,6 +74,10 @@ int kfk_producer_new(const struct kfk_conf *conf, char *errbuf, size_t errlen,
  * belong to different producers. */
 unsigned kfk_producers(const struct kfk *k);
 
+/* Bytes of records librdkafka's queues may hold, all producers together
+ * (queue.buffering.max.kbytes of each). */
+uint64_t kfk_queue_max_bytes(const struct kfk *k);
+
 /* Descriptor to poll for POLLIN; then call kfk_serve(). */
 int kfk_event_fd(const struct kfk *k);
 

@@ -90,6 +90,9 @@ struct task_status {
         uint64_t files_opened, files_rotated, files_truncated, copies_found, files_finished;
         /* files_truncated counts saved offsets not trusted too (the file read from 0) */
         uint64_t records_in_flight;
+        /* read buffers records in flight keep alive (io/rbuf.h), and the bound at
+         * which reading waits for acknowledgements */
+        uint64_t read_buffer_bytes, read_buffer_limit;
         uint32_t files_tracked, files_open;
         uint64_t transactions_committed, transactions_aborted; /* exactly-once */
         uint64_t producer_rebuilds, records_resent;            /* after fatal producer errors */

@@ -195,9 +195,10 @@ def proc_cpu_split(pid, stat_path=None):
 
 
 def proc_cpu_seconds(pid, stat_path=None):
-    """user+sys, as proc_cpu_split()."""
+    """user+sys, as proc_cpu_split(), rounded to hundredths (Linux's tick is 1/100 s;
+    the sum of two tick counts over CLK_TCK is not exact in binary: 54.699999999999996)."""
     split = proc_cpu_split(pid, stat_path)
-    return sum(split) if split else None
+    return round(sum(split), 2) if split else None
 
 
 def proc_hwm_mib(pid):

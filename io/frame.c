@@ -29,9 +29,10 @@
 #include "io/rbuf.h"
 
 struct frame {
-        struct rbuf *rb; /* the buffer; others may hold it (see frame_space()) */
-        char *buf;       /* rbuf_data(rb) */
-        bool fresh;      /* frame_reset(): the next read starts at buf[0] */
+        struct rbuf *rb;        /* the buffer; others may hold it (see frame_space()) */
+        struct rbuf_acct *acct; /* where its buffers count once retired */
+        char *buf;              /* rbuf_data(rb) */
+        bool fresh;             /* frame_reset(): the next read starts at buf[0] */
         size_t cap, read_size, max_line;
         size_t start, scan, fill;
         size_t valid_from; /* lowest index whose file offset is next_off - (fill - j) */
@@ -44,7 +45,7 @@ struct frame {
 };
 
 int frame_new(size_t read_size, size_t max_line, enum frame_long_policy policy, uint64_t offset,
-              struct frame **ret_frame)
+              struct rbuf_acct *acct, struct frame **ret_frame)
 {
         if (read_size == 0 || max_line == 0 || max_line > SIZE_MAX / 2 || read_size > SIZE_MAX / 4)
                 return -EINVAL;
@@ -52,7 +53,8 @@ int frame_new(size_t read_size, size_t max_line, enum frame_long_policy policy, 
         if (!f)
                 return -ENOMEM;
         f->cap = max_line + read_size + 1;
-        f->rb = rbuf_new(f->cap);
+        f->acct = acct;
+        f->rb = rbuf_new(f->cap, acct);
         if (!f->rb) {
                 free(f);
                 return -ENOMEM;
@@ -91,7 +93,7 @@ void frame_space(struct frame *f, char **ret_buf, size_t *ret_len)
         if ((compact || f->fresh) && rbuf_shared(f->rb)) {
                 /* Returned lines still borrowed from this buffer must stay as they
                  * are: the held bytes go to the front of a new one instead. */
-                struct rbuf *nb = rbuf_new(f->cap);
+                struct rbuf *nb = rbuf_new(f->cap, f->acct);
                 if (!nb) {
                         *ret_buf = f->buf + f->fill;
                         *ret_len = 0; /* out of memory: the tailer fails the file */

@@ -47,6 +47,7 @@ enum {
 struct frame;
 
 struct rbuf;
+struct rbuf_acct;
 
 struct frame_line {
         const char *data; /* borrowed; valid until the next frame_space()/reset/free,
@@ -65,9 +66,10 @@ struct frame_stats {
 };
 
 /* read_size: the most one read adds; max_line >= 1. offset: file offset of the first
- * byte that will be read. Returns 0, -EINVAL or -ENOMEM. */
+ * byte that will be read. acct: where buffers the frame retires are counted (see
+ * io/rbuf.h; may be NULL). Returns 0, -EINVAL or -ENOMEM. */
 int frame_new(size_t read_size, size_t max_line, enum frame_long_policy policy, uint64_t offset,
-              struct frame **ret_frame);
+              struct rbuf_acct *acct, struct frame **ret_frame);
 
 /* Drops everything buffered; the next read goes to offset (truncation, restart). */
 void frame_reset(struct frame *f, uint64_t offset);

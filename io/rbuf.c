@@ -17,7 +17,8 @@
 
 struct rbuf {
         uint32_t refs;
-        bool retired; /* its owner let go: counted in retired_bytes */
+        bool retired; /* its owner let go: counted in retired_bytes and acct */
+        struct rbuf_acct *acct;
         size_t cap;
         size_t map_len;
         struct rbuf *next_spare;
@@ -31,7 +32,7 @@ static bool taken_since_trim;
 /* Not compared as macros: 0 under the sanitizers would make "n < 0" warnings. */
 static const unsigned spares_max = RBUF_SPARES_MAX, spares_idle = RBUF_SPARES_IDLE;
 
-struct rbuf *rbuf_new(size_t cap)
+struct rbuf *rbuf_new(size_t cap, struct rbuf_acct *acct)
 {
         if (cap > SIZE_MAX / 2)
                 return NULL;
@@ -44,6 +45,7 @@ struct rbuf *rbuf_new(size_t cap)
                         n_spares--;
                         b->refs = 1;
                         b->retired = false;
+                        b->acct = acct;
                         return b;
                 }
         }
@@ -54,6 +56,7 @@ struct rbuf *rbuf_new(size_t cap)
         struct rbuf *b = p;
         b->refs = 1;
         b->retired = false;
+        b->acct = acct;
         b->cap = cap;
         b->map_len = len;
         b->next_spare = NULL;
@@ -74,8 +77,11 @@ void rbuf_put(struct rbuf *b)
 {
         if (!b || --b->refs > 0)
                 return;
-        if (b->retired)
+        if (b->retired) {
                 retired_bytes -= b->cap;
+                if (b->acct)
+                        b->acct->retired -= b->cap;
+        }
         if (n_spares < spares_max) {
                 b->next_spare = spares;
                 spares = b;
@@ -126,6 +132,8 @@ void rbuf_retire(struct rbuf *b)
         if (!b->retired) {
                 b->retired = true;
                 retired_bytes += b->cap;
+                if (b->acct)
+                        b->acct->retired += b->cap;
         }
         rbuf_put(b);
 }

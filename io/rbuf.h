@@ -20,8 +20,15 @@
 
 struct rbuf;
 
-/* A buffer of cap bytes, with one reference (the caller's). NULL: out of memory. */
-struct rbuf *rbuf_new(size_t cap);
+/* Where retired buffers are counted besides the process's total (a task: see
+ * rbuf_retire()). It must outlive every buffer counted in it. */
+struct rbuf_acct {
+        size_t retired; /* bytes of its buffers retired and still held */
+};
+
+/* A buffer of cap bytes, with one reference (the caller's), counted in acct (NULL:
+ * only in the process's total) once retired. NULL: out of memory. */
+struct rbuf *rbuf_new(size_t cap, struct rbuf_acct *acct);
 char *rbuf_data(struct rbuf *b);
 void rbuf_get(struct rbuf *b);
 /* NULL is a no-op. */
@@ -29,7 +36,8 @@ void rbuf_put(struct rbuf *b);
 /* True if a reference besides the caller's exists. */
 bool rbuf_shared(const struct rbuf *b);
 /* Bytes of buffers kept alive only by references other than their frame's (retired
- * by frame_space()): what borrowing costs in memory beyond the frames themselves. */
+ * by frame_space()), in the whole process: what borrowing costs in memory beyond the
+ * frames themselves. Each buffer's rbuf_acct counts its own share. */
 size_t rbuf_retired_bytes(void);
 /* Called by the owner when it lets go of a shared buffer it will not write again. */
 void rbuf_retire(struct rbuf *b);

@@ -78,7 +78,8 @@ int tail_new(struct io_loop *loop, int fd, const char *path, const struct tail_o
         t->path = strdup(path);
         if (!t->path)
                 goto fail;
-        int r = frame_new(opts->read_size, opts->max_line, opts->long_policy, 0, &t->frame);
+        int r = frame_new(opts->read_size, opts->max_line, opts->long_policy, 0, opts->acct,
+                          &t->frame);
         if (r < 0)
                 goto fail;
         t->loop = loop;

@@ -52,6 +52,7 @@ struct tail_opts {
         size_t max_line;  /* longest line before long_policy applies */
         enum frame_long_policy long_policy;
         uint32_t fingerprint_bytes;
+        struct rbuf_acct *acct; /* counts read buffers retired while lines hold them */
 };
 
 /* What a checkpoint records about a file (see offsets/off.h). */

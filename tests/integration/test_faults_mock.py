@@ -294,6 +294,63 @@ def test_memory_bounded_while_all_brokers_down(tmp_path, mock_cluster,  # noqa: 
     assert c >= len(lines)
 
 
+SLOW_LINES = 300_000  # of LINE + 1 bytes: 29 MiB
+SLOW_MAX_LINE = 65536
+HELD = 'ringtail_read_buffer_bytes{connector="tail"}'
+
+
+def test_read_buffers_bounded_behind_a_slow_partition(tmp_path, mock_cluster):  # noqa: F811
+    """Lines go to librdkafka without a copy, so a read buffer stays in memory until
+    every record in it is acknowledged (io/rbuf.h). Here 6 partitions: broker 3, leader
+    of partition 5 only, answers every request 3 s late, while brokers 1 and 2
+    acknowledge partitions 0-4 at once; so a buffer whose lines went partly to
+    partition 5 waits for it, and the buffers kept span up to 6 times what partition 5
+    has queued. One producer, buffer.memory=2 MiB, max.line.bytes=64 KiB (buffers of
+    320 KiB); 300,000 lines are in the file before ringtail starts. Sampled every
+    20 ms until Kafka acknowledged every line, ringtail_read_buffer_bytes never
+    exceeds ringtail_read_buffer_limit_bytes (1.5 x buffer.memory) by more than one
+    buffer (the one a read retires before the next line meets the bound), and comes
+    within one buffer of it (the test tested). Every buffer is let go at the end;
+    every line exactly once, in order."""
+    mc = mock_cluster(brokers=3, topics={TOPIC: 6})
+    for p in range(6):
+        mc.cmd(f"leader {TOPIC} {p} {3 if p == 5 else p % 2 + 1}")
+    mc.cmd("rtt 3 3000")
+    app = tmp_path / "app.log"
+    w = LineWriter(app, "s", line_bytes=LINE)
+    w.write_now(SLOW_LINES)
+    lines = w.stop()
+    rt = start(tmp_path, mc.bootstrap, TOPIC, str(app), producers="1",
+               **{"buffer.memory": str(2 << 20), "max.line.bytes": str(SLOW_MAX_LINE)})
+    cap = SLOW_MAX_LINE + 256 * 1024 + 1  # a read buffer (io/frame.c; READ_SIZE)
+    held = []
+    deadline = time.monotonic() + 120
+    while True:
+        assert rt.proc.poll() is None, f"ringtail exited{_log_tail(rt)}"
+        m = rt.metrics()
+        held.append(m[HELD])
+        acked = m['ringtail_records_acked_total{connector="tail"}']
+        if acked >= len(lines):
+            break
+        assert time.monotonic() < deadline, \
+            f"{acked} of {len(lines)} lines acknowledged in 120 s{_log_tail(rt)}"
+        time.sleep(0.02)
+    limit = m['ringtail_read_buffer_limit_bytes{connector="tail"}']
+    assert limit == (2 << 20) * 3 // 2, m
+    print(f"read buffers kept: at most {max(held) / 2**20:.2f} MiB in {len(held)} samples, "
+          f"limit {limit / 2**20:.2f} MiB")
+    assert max(held) <= limit + cap, (
+        f"read buffers kept by records in flight reached {max(held)} bytes, over the "
+        f"limit {limit} plus one buffer ({cap}){_log_tail(rt)}")
+    assert max(held) >= limit - cap, (
+        f"read buffers kept reached only {max(held)} bytes (limit {limit}): the slow "
+        f"partition did not make them pile up; the test did not test")
+    # Every record acknowledged: every buffer let go.
+    harness.wait_until(lambda: rt.metrics()[HELD] == 0, 10, "no read buffer kept")
+    mc.cmd("rtt 3 0")  # kcat's offset queries (finish) would time out
+    finish(rt, mc.bootstrap, TOPIC, lines, groups=[lines])
+
+
 # ---------------------------------------------------------------------------
 # Producer settings
 

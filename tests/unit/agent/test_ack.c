@@ -159,7 +159,7 @@ static void test_hold_released_when_reported(void **state)
         (void)state;
         struct ack *a;
         assert_int_equal(ack_new(NULL, NULL, &a), 0);
-        struct rbuf *r = rbuf_new(16);
+        struct rbuf *r = rbuf_new(16, NULL);
         assert_non_null(r);
 
         struct ack_batch *b = ack_open(a);

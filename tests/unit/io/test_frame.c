@@ -64,7 +64,7 @@ static void feed(struct frame *f, const char *input, size_t len, size_t chunk, s
 static struct frame *new_frame(size_t read_size, size_t max_line, enum frame_long_policy p)
 {
         struct frame *f;
-        assert_int_equal(frame_new(read_size, max_line, p, 0, &f), 0);
+        assert_int_equal(frame_new(read_size, max_line, p, 0, NULL, &f), 0);
         return f;
 }
 
@@ -237,7 +237,7 @@ static void test_reset_and_offsets(void **state)
 {
         (void)state;
         struct frame *f;
-        assert_int_equal(frame_new(16, 100, FRAME_LONG_SPLIT, 1000, &f), 0);
+        assert_int_equal(frame_new(16, 100, FRAME_LONG_SPLIT, 1000, NULL, &f), 0);
         struct got g = {0};
         feed(f, "x\nhel", 5, 16, &g);
         assert_int_equal(g.end[0], 1002);
@@ -275,7 +275,8 @@ static void test_borrowed_lines_survive(void **state)
 {
         (void)state;
         struct frame *f;
-        assert_int_equal(frame_new(8, 8, FRAME_LONG_SPLIT, 0, &f), 0); /* 17-byte buffer */
+        struct rbuf_acct acct = {0};
+        assert_int_equal(frame_new(8, 8, FRAME_LONG_SPLIT, 0, &acct, &f), 0); /* 17-byte buffer */
         char *buf;
         size_t room;
         frame_space(f, &buf, &room);
@@ -302,6 +303,7 @@ static void test_borrowed_lines_survive(void **state)
         assert_false(frame_next(f, &l));
         frame_space(f, &buf, &room); /* 17 - 16 < 8 and start > 0: compaction */
         assert_int_equal(rbuf_retired_bytes(), 17);
+        assert_int_equal(acct.retired, 17); /* the frame's account too */
         assert_memory_equal(kept, "cd", 2);
         memcpy(buf, "n\nZZZZZZ", 8);
         frame_filled(f, 8);
@@ -312,6 +314,7 @@ static void test_borrowed_lines_survive(void **state)
         assert_memory_equal(kept, "cd", 2); /* untouched */
         rbuf_put(held);
         assert_int_equal(rbuf_retired_bytes(), 0);
+        assert_int_equal(acct.retired, 0);
 
         /* Reset while referenced: the next read goes to a new buffer. */
         struct rbuf *cur = l.buf;
@@ -340,6 +343,7 @@ static void test_borrowed_lines_survive(void **state)
         }
         frame_free(f);
         assert_int_equal(rbuf_retired_bytes(), 0);
+        assert_int_equal(acct.retired, 0);
 }
 
 /* frame_free() with a line still referenced: the buffer stays until released. */
@@ -347,7 +351,7 @@ static void test_borrowed_after_free(void **state)
 {
         (void)state;
         struct frame *f;
-        assert_int_equal(frame_new(64, 64, FRAME_LONG_SPLIT, 0, &f), 0);
+        assert_int_equal(frame_new(64, 64, FRAME_LONG_SPLIT, 0, NULL, &f), 0);
         char *buf;
         size_t room;
         frame_space(f, &buf, &room);
@@ -378,7 +382,7 @@ static void test_spares_kept_then_trimmed(void **state)
         const size_t cap = 12345; /* no other test frees a buffer of this size */
         struct rbuf *b[N];
         for (int i = 0; i < N; i++) {
-                b[i] = rbuf_new(cap);
+                b[i] = rbuf_new(cap, NULL);
                 assert_non_null(b[i]);
                 rbuf_data(b[i])[cap - 1] = (char)i;
         }
@@ -397,7 +401,7 @@ static void test_spares_kept_then_trimmed(void **state)
         /* Kept first is what was freed last while there was room (the buffers freed
          * after that were unmapped at once), and it is handed out again. */
         unsigned before = rbuf_spare_count();
-        struct rbuf *again = rbuf_new(cap);
+        struct rbuf *again = rbuf_new(cap, NULL);
         assert_non_null(again);
         if (before > 0) {
                 assert_ptr_equal(again, b[kept - c0 - 1]);
@@ -411,8 +415,8 @@ static void test_bad_args(void **state)
 {
         (void)state;
         struct frame *f = NULL;
-        assert_int_equal(frame_new(0, 10, FRAME_LONG_SPLIT, 0, &f), -EINVAL);
-        assert_int_equal(frame_new(10, 0, FRAME_LONG_SPLIT, 0, &f), -EINVAL);
+        assert_int_equal(frame_new(0, 10, FRAME_LONG_SPLIT, 0, NULL, &f), -EINVAL);
+        assert_int_equal(frame_new(10, 0, FRAME_LONG_SPLIT, 0, NULL, &f), -EINVAL);
         assert_null(f);
         frame_free(NULL);
 }
