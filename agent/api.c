@@ -114,7 +114,8 @@ static json_t *warnings_json(const struct api_worker *w, const struct task_statu
         } else if (s->reading_paused) {
                 (void)json_array_append_new(
                         a, json_string("reading is paused: buffer.memory is full of records "
-                                       "Kafka has not acknowledged yet"));
+                                       "Kafka has not acknowledged yet, or of the read "
+                                       "buffers they keep"));
         }
         if (w->checkpoint_err) {
                 iso8601(w->checkpoint_err_since, when, sizeof(when));
