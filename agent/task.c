@@ -568,6 +568,15 @@ static int task_txn_begin(struct task *t)
         return 0;
 }
 
+/* Reading pauses until Kafka's next callbacks (task_kfk_serve()), or at the latest at
+ * due: records in flight must be acknowledged first (a full queue, or read buffers at
+ * their bound). */
+static void task_wait_for_room(struct task *t, uint64_t due)
+{
+        t->queue_full = true;
+        task_due(t, due);
+}
+
 /* Produces one record of f covering [start, end); buf is the read buffer data lies
  * in, or NULL (a joined multiline record). Returns 0, or -EAGAIN when it could not be
  * produced (queue full: retried after delivery reports; or failed). */
@@ -595,8 +604,7 @@ static int tfile_produce(struct tfile *f, const char *data, size_t len, uint64_t
                         t->borrow_wait_since = now;
                 if (now - t->borrow_wait_since < TASK_BORROW_WAIT_MS) {
                         tfile_seal(f);
-                        t->queue_full = true;
-                        task_due(t, t->borrow_wait_since + TASK_BORROW_WAIT_MS);
+                        task_wait_for_room(t, t->borrow_wait_since + TASK_BORROW_WAIT_MS);
                         return -EAGAIN;
                 }
                 borrow = false;
@@ -644,8 +652,7 @@ static int tfile_produce(struct tfile *f, const char *data, size_t len, uint64_t
         if (r < 0) {
                 tfile_seal(f);
                 if (r == -ENOBUFS) {
-                        t->queue_full = true;
-                        task_due(t, clock_ms() + 1000);
+                        task_wait_for_room(t, clock_ms() + 1000);
                 } else if (r == -EMSGSIZE) {
                         task_fail(t,
                                   "the record ending at offset %" PRIu64 " of '%s' is %zu bytes "
